@@ -1,0 +1,1 @@
+"""Access: console users, roles and permissions, data scopes, API tokens."""

@@ -1,0 +1,1 @@
+"""Shared primitives that import no domain: errors, clock, ids, time rules."""

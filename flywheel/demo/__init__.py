@@ -1,0 +1,1 @@
+"""The demo brokerage: a deterministic synthetic securities firm, loaded through real ingest."""

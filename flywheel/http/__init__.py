@@ -1,0 +1,1 @@
+"""FastAPI plumbing shared by every domain's routes: runtime and session dependencies."""

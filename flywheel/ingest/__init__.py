@@ -1,0 +1,1 @@
+"""Sense: receive events, profiles and items (Sensors and Segment protocols, bulk files)."""

@@ -1,0 +1,1 @@
+"""Customer profiles, items (products) and the property schema registry."""

@@ -1,0 +1,1 @@
+"""Projects: Sensors-style tenants. Every table and query is scoped to one."""

@@ -1,0 +1,14 @@
+"""The background loops a process runs: ``flywheel serve`` (unless ``--no-workers``) and
+``flywheel worker``. Each domain contributes its loops here."""
+
+from __future__ import annotations
+
+from flywheel.core.loops import LoopService
+from flywheel.runtime import Runtime
+
+
+def build_loops(runtime: Runtime) -> list[LoopService]:
+    """Every loop service, wired to ``runtime``."""
+    from flywheel.ingest.tasks import IngestProcessor
+
+    return [IngestProcessor(runtime)]

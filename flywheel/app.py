@@ -36,6 +36,9 @@ def _routers() -> list[Any]:
     from flywheel.ingest.routes import collect_router
     from flywheel.profiles.routes import router as profiles_router
     from flywheel.projects.routes import router as projects_router
+    from flywheel.recommend.routes import router as recommend_router
+    from flywheel.segments.routes import router as segments_router
+    from flywheel.tags.routes import router as tags_router
 
     return [
         auth_router,
@@ -44,6 +47,9 @@ def _routers() -> list[Any]:
         ingest_api_router,
         identity_router,
         profiles_router,
+        tags_router,
+        segments_router,
+        recommend_router,
     ]
 
 

@@ -1,0 +1,1 @@
+"""Tags (全域标签): rule, metric, first/last, preference, RFM, SQL and imported tags."""

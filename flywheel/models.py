@@ -1,7 +1,24 @@
-"""Imports every domain's tables so that Alembic and tests see one complete metadata."""
+"""Imports every domain's ``models`` module so Alembic and tests see one complete metadata."""
 
-from flywheel.auth import models as auth_models
-from flywheel.ingest import models as ingest_models
-from flywheel.projects import models as projects_models
+from __future__ import annotations
 
-__all__ = ["auth_models", "ingest_models", "projects_models"]
+import importlib
+import pkgutil
+from types import ModuleType
+
+import flywheel
+
+
+def _domain_models() -> list[ModuleType]:
+    modules = []
+    for info in pkgutil.iter_modules(flywheel.__path__):
+        if info.ispkg:
+            try:
+                modules.append(importlib.import_module(f"flywheel.{info.name}.models"))
+            except ModuleNotFoundError as exc:
+                if exc.name != f"flywheel.{info.name}.models":
+                    raise
+    return modules
+
+
+DOMAIN_MODELS = _domain_models()

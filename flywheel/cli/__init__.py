@@ -88,14 +88,22 @@ def migrate(data_dir: DataDirOpt = None) -> None:
 
 
 def _register_subcommands() -> None:
+    from flywheel.cli.audit import audit_app
     from flywheel.cli.demo import demo_command
     from flywheel.cli.imports import import_app
     from flywheel.cli.keys import keys_app
+    from flywheel.cli.recommend import recommend_app
+    from flywheel.cli.segments import segments_app
+    from flywheel.cli.tags import tags_app
     from flywheel.cli.users import users_app
 
     app.add_typer(users_app, name="users", help="Console users.")
     app.add_typer(keys_app, name="keys", help="Ingest keys.")
     app.add_typer(import_app, name="import", help="Bulk import of events, profiles and items.")
+    app.add_typer(tags_app, name="tags", help="Tags: run, list.")
+    app.add_typer(segments_app, name="segments", help="Segments: count, refresh, export.")
+    app.add_typer(recommend_app, name="recommend", help="Recommendations: train, evaluate.")
+    app.add_typer(audit_app, name="audit", help="Audit trail: verify, show.")
     app.command(name="demo")(demo_command)
 
 

@@ -29,9 +29,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = create_database(f"sqlite:///{Path(tmp) / 'scratch.db'}")
         upgrade(db.engine)
-        command.revision(
-            alembic_config(db.engine), message=message, autogenerate=True, rev_id=rev_id
-        )
+        config = alembic_config(db.engine)
+        command.revision(config, message=message, autogenerate=True, rev_id=rev_id, **extra)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

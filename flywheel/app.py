@@ -30,6 +30,7 @@ SECURITY_HEADERS = {
 
 
 def _routers() -> list[Any]:
+    from flywheel.analytics.routes import router as analytics_router
     from flywheel.auth.routes import router as auth_router
     from flywheel.identity.routes import router as identity_router
     from flywheel.ingest.routes import api_router as ingest_api_router
@@ -50,6 +51,7 @@ def _routers() -> list[Any]:
         tags_router,
         segments_router,
         recommend_router,
+        analytics_router,
     ]
 
 

@@ -1,0 +1,1 @@
+"""Feedback: event analysis, funnels, retention, experiment statistics, dashboards."""

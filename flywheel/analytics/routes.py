@@ -1,0 +1,7 @@
+"""Placeholder: analytics routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])

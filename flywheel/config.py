@@ -38,11 +38,37 @@ class Settings(BaseSettings):
     max_records_per_request: int = Field(default=5000, ge=1)
     processor_interval_seconds: float = Field(default=0.1, gt=0)
     processor_batch_size: int = Field(default=5000, ge=1)
+    #: Built console assets (``console/dist`` of a source checkout when unset).
+    console_dir: Path | None = None
     log_level: str = "INFO"
     log_json: bool = False
     cookie_secure: bool = False
     access_token_minutes: int = Field(default=12 * 60, ge=1)
     webhook_allow: str = "127.0.0.0/8"
+    #: Login attempts allowed per minute per username and per client IP (0 = no limit).
+    login_rate_per_user_per_minute: int = Field(default=10, ge=0)
+    login_rate_per_ip_per_minute: int = Field(default=120, ge=0)
+    #: Collection requests (/sa, /sa.gif, /debug, /v1/*) per second per project or write key,
+    #: with bursts up to ``ingest_burst`` (0 = no limit). Shared via Redis when redis_url is set.
+    ingest_rate_per_second: float = Field(default=1000.0, ge=0)
+    ingest_burst: int = Field(default=5000, ge=1)
+    #: Content-Security-Policy of every answer (the console SPA is served from the same origin).
+    content_security_policy: str = (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+    #: Optional OIDC login (authorization-code flow with PKCE); enabled when issuer is set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    #: Where the IdP sends the browser back: https://<console>/api/v1/auth/oidc/callback
+    oidc_redirect_uri: str = ""
+    oidc_scopes: str = "openid email profile"
+    #: id_token claim matched to a console username; ``email`` is tried next.
+    oidc_username_claim: str = "preferred_username"
+    #: Where the browser lands after a successful OIDC login.
+    oidc_post_login_redirect: str = "/"
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -11,10 +11,12 @@ def build_loops(runtime: Runtime) -> list[LoopService]:
     """Every loop service, wired to ``runtime``."""
     from flywheel.ingest.tasks import IngestProcessor
     from flywheel.recommend import tasks as recommend_tasks
+    from flywheel.segments import tasks as segments_tasks
     from flywheel.tags import tasks as tags_tasks
 
     return [
         IngestProcessor(runtime),
         *tags_tasks.build_loops(runtime),
+        *segments_tasks.build_loops(runtime),
         *recommend_tasks.build_loops(runtime),
     ]

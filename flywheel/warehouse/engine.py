@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flywheel.core.errors import InvalidInput
 
@@ -110,6 +111,11 @@ PROJECT_DDL: list[str] = [
         + ");"
         for kind, cols in BASE_COLUMNS.items()
     ),
+    # 2: tag values (one dated version per tag run) and segment members (flywheel.tags/segments)
+    'CREATE TABLE IF NOT EXISTS "p{project}_tag_values" (tag VARCHAR NOT NULL, '
+    "user_id BIGINT NOT NULL, value VARCHAR, day DATE NOT NULL, computed_at TIMESTAMP NOT NULL);\n"
+    'CREATE TABLE IF NOT EXISTS "p{project}_segment_members" (segment_id BIGINT NOT NULL, '
+    "user_id BIGINT NOT NULL, since TIMESTAMP NOT NULL);",
 ]
 
 
@@ -133,12 +139,13 @@ class Warehouse:
 
     dialect = "duckdb"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, memory_limit: str = "3GB") -> None:
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._root = duckdb.connect(path)
+            # Bounded so a worker stays well under its 4 GiB budget; DuckDB spills beyond it.
+            self._root = duckdb.connect(path, config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
             raise InvalidInput(
                 f"the warehouse {path} is in use by another process ({exc}); "
@@ -250,6 +257,32 @@ class Warehouse:
             cur.unregister("_fw_batch")
         return int(batch.num_rows)
 
+    def append_new_events(self, project_id: int, batch: pa.Table) -> int:
+        """Insert the events whose ``id`` the table does not hold yet; return how many.
+
+        Replays of a batch and SDK retries (same event id) are skipped by an anti-join on
+        ``id``, limited to the batch's ``time`` range (where a duplicate must lie) so the
+        zone maps keep it cheap on a large table. Ids must be unique within ``batch``.
+        """
+        if batch.num_rows == 0:
+            return 0
+        self.ensure_project(project_id)
+        cur = self.cursor()
+        table = table_name(project_id, TableKind.EVENTS)
+        cols = ", ".join(quote_ident(c) for c in batch.column_names)
+        bounds = pc.min_max(batch.column("time"))
+        cur.register("_fw_events", batch)
+        try:
+            row = cur.execute(
+                f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _fw_events b '
+                f'WHERE NOT EXISTS (SELECT 1 FROM "{table}" e '
+                "WHERE e.time BETWEEN ? AND ? AND e.id = b.id)",
+                [bounds["min"].as_py(), bounds["max"].as_py()],
+            ).fetchone()
+        finally:
+            cur.unregister("_fw_events")
+        return int(row[0]) if row else 0
+
     def delete_users(self, project_id: int, user_ids: Sequence[int]) -> None:
         if not user_ids:
             return
@@ -271,7 +304,7 @@ class Warehouse:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        result: pa.Table = self.cursor().execute(sql, list(params or [])).to_arrow_table()
+        result: pa.Table = self.cursor().sql(sql, params=list(params or [])).to_arrow_table()
         return result
 
 

@@ -13,8 +13,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flywheel import __version__
+from flywheel.auth.crypto import install_keys
+from flywheel.auth.ratelimit import IngestRateLimit, Limit, build_limiter
 from flywheel.bootstrap import open_runtime
 from flywheel.config import Settings
+from flywheel.console import mount_console
 from flywheel.core.errors import FlywheelError
 from flywheel.core.loops import LoopRunner
 from flywheel.runtime import Runtime
@@ -26,11 +29,14 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
 
 def _routers() -> list[Any]:
     from flywheel.analytics.routes import router as analytics_router
+    from flywheel.auth.admin_routes import router as admin_router
+    from flywheel.auth.audit_routes import router as audit_router
     from flywheel.auth.routes import router as auth_router
     from flywheel.identity.routes import router as identity_router
     from flywheel.ingest.routes import api_router as ingest_api_router
@@ -43,6 +49,8 @@ def _routers() -> list[Any]:
 
     return [
         auth_router,
+        admin_router,
+        audit_router,
         projects_router,
         collect_router,
         ingest_api_router,
@@ -96,6 +104,8 @@ def create_app(
     @app.exception_handler(FlywheelError)
     async def _domain_error(_request: Request, exc: FlywheelError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 429 and "retry_after_seconds" in exc.detail:
+            headers = {"Retry-After": str(exc.detail["retry_after_seconds"])}
         return JSONResponse(
             {
                 "error": exc.code,
@@ -119,13 +129,6 @@ def create_app(
             status_code=422,
         )
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         rt: Runtime = app.state.runtime
@@ -140,4 +143,60 @@ def create_app(
 
     for router in _routers():
         app.include_router(router)
+    # After every router: the console takes whatever path no API route matched.
+    mount_console(app)
+
+    # Outermost last: security headers wrap everything, including 429s of the rate limit.
+    rt: Runtime = app.state.runtime
+    limiter = build_limiter(rt.settings.redis_url)
+    app.state.rate_limiter = limiter
+    install_keys(rt.settings.secret_key, rt.settings.encryption_keys)
+    ingest_limit = (
+        Limit(rate_per_second=rt.settings.ingest_rate_per_second, burst=rt.settings.ingest_burst)
+        if rt.settings.ingest_rate_per_second > 0
+        else None
+    )
+    app.add_middleware(IngestRateLimit, limiter=limiter, limit=ingest_limit)
+    app.add_middleware(SecurityHeaders, csp=rt.settings.content_security_policy)
     return app
+
+
+#: The interactive API docs load Swagger UI / ReDoc from a CDN with an inline bootstrap script.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; worker-src 'self' blob:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` and the Content-Security-Policy.
+
+    Pure ASGI (no BaseHTTPMiddleware) so it adds no task or body copy per request.
+    """
+
+    def __init__(self, app: Any, *, csp: str) -> None:
+        self.app = app
+        self.headers = self._encode({**SECURITY_HEADERS, "Content-Security-Policy": csp})
+        self.docs_headers = self._encode({**SECURITY_HEADERS, "Content-Security-Policy": DOCS_CSP})
+
+    @staticmethod
+    def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = self.docs_headers if scope.get("path") in DOCS_PATHS else self.headers
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in headers if n not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

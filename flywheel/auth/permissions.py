@@ -9,7 +9,8 @@ from __future__ import annotations
 PERMISSIONS: dict[str, str] = {
     "projects:read": "see projects",
     "projects:admin": "create projects and change their settings",
-    "ingest:read": "see ingest rejections, keys and the property schema",
+    "ingest:read": "see ingest rejections, keys and identity conflicts",
+    "schema:read": "see the event, profile and item property schema (for rule builders)",
     "ingest:admin": "create and revoke ingest keys",
     "customers:read": "look up customers, their profiles and events (within data scope)",
     "customers:write": "bind/unbind identities, edit profiles",
@@ -30,6 +31,7 @@ PERMISSIONS: dict[str, str] = {
     "recommend:read": "see recommendations",
     "recommend:write": "configure scenes and strategies",
     "analytics:read": "run analyses and reports",
+    "analytics:write": "save, edit and delete analyses and dashboard metrics",
     "advisor:tasks": "work the advisor task inbox",
     "audit:read": "read the audit log",
     "admin:users": "manage console users and roles",
@@ -42,6 +44,7 @@ ROLES: dict[str, frozenset[str]] = {
     "marketer": frozenset(
         {
             "projects:read",
+            "schema:read",
             "customers:read",
             "tags:read",
             "tags:write",
@@ -56,11 +59,13 @@ ROLES: dict[str, frozenset[str]] = {
             "recommend:read",
             "recommend:write",
             "analytics:read",
+            "analytics:write",
         }
     ),
     "analyst": frozenset(
         {
             "projects:read",
+            "schema:read",
             "ingest:read",
             "customers:read",
             "tags:read",
@@ -69,6 +74,7 @@ ROLES: dict[str, frozenset[str]] = {
             "content:read",
             "recommend:read",
             "analytics:read",
+            "analytics:write",
         }
     ),
     "compliance": frozenset(

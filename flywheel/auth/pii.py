@@ -1,13 +1,28 @@
 """Personal data: which properties are PII and how they are masked in API answers.
 
 Masked by default; a caller with ``pii:view`` may ask for clear values (and that is audited).
+A route serving personal data does::
+
+    reveal = pii.authorize_reveal(principal, reveal=reveal_query_flag)   # 403 without pii:view
+    ...
+    if reveal:
+        pii.audit_reveal(session=session, principal=principal, customer=f"user_id:{uid}",
+                         fields=shown_fields, now=runtime.clock(), project_id=project_id)
+    return mask_properties(properties, reveal=reveal)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.orm import Session
+
+from flywheel.audit import service as audit
+from flywheel.auth.schemas import Principal
+from flywheel.core.errors import Forbidden
 
 #: Profile properties that hold personal data.
 PII_PROPERTIES: frozenset[str] = frozenset({"name", "mobile", "email", "id_number", "address"})
@@ -58,3 +73,43 @@ def mask_identities(identities: Mapping[str, Any], *, reveal: bool) -> dict[str,
         else:
             masked[key] = value
     return masked
+
+
+def authorize_reveal(principal: Principal, *, reveal: bool) -> bool:
+    """Whether to show clear values: ``reveal`` asked and allowed.
+
+    :class:`Forbidden` when ``reveal`` is asked without ``pii:view`` (never silently masked, so
+    the caller knows). Call :func:`audit_reveal` once the customer is known.
+    """
+    if reveal and not principal.can("pii:view"):
+        raise Forbidden("permission 'pii:view' required to reveal personal data")
+    return reveal
+
+
+def audit_reveal(
+    *,
+    session: Session,
+    principal: Principal,
+    customer: str,
+    fields: Iterable[str],
+    now: datetime,
+    project_id: int | None = None,
+    purpose: str = "",
+) -> int:
+    """Record that ``principal`` saw clear personal data of one customer (``pii.reveal``).
+
+    ``customer`` names the customer without PII (``user_id:42``); ``fields`` the property or
+    identity-key names shown in clear (never their values). Runs in the caller's unit of work,
+    so a failed request leaves no trace and a shown value always has one. Returns the audit
+    sequence number. :class:`Forbidden` without ``pii:view``.
+    """
+    authorize_reveal(principal, reveal=True)
+    return audit.record(
+        session=session,
+        actor=principal.actor,
+        action="pii.reveal",
+        target=f"customer:{customer}",
+        detail={"fields": sorted(set(fields)), "purpose": purpose},
+        project_id=project_id,
+        now=now,
+    )

@@ -8,7 +8,7 @@ lengths, value types), with ``$time``/``$project``/``$token`` lifted out.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -66,7 +66,9 @@ class IngestRecord:
 
     def to_json(self) -> bytes:
         """Compact JSON for the inbox (``time`` as epoch ms)."""
-        data = asdict(self)
+        # A shallow dict (not ``dataclasses.asdict``, which deep-copies every property map):
+        # same JSON, a fraction of the cost on the ingest hot path.
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
         data["time"] = to_epoch_ms(self.time)
         return orjson.dumps(data, option=orjson.OPT_PASSTHROUGH_DATETIME, default=_default)
 
@@ -75,6 +77,9 @@ class IngestRecord:
         data = orjson.loads(raw)
         data["time"] = from_epoch_ms(int(data["time"]))
         return cls(**data)
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(IngestRecord))
 
 
 def _default(value: Any) -> Any:

@@ -1,0 +1,846 @@
+"""Segments (圈人): preview, create (rule, tags, upload, analysis), refresh with membership diff
+events, counts, members and audited CSV export.
+
+Membership lives in the warehouse table ``p{project}_segment_members`` (what rules and exports
+read) and is mirrored in the operational table ``segment_members``. Refreshing a dynamic
+segment writes one ``$SegmentEnter`` / ``$SegmentLeave`` event per changed customer into
+``p{project}_events`` (properties ``segment_id``, ``segment_name``), so journeys and analytics
+see membership changes like any other event.
+
+A principal limited to branches or to one advisor counts, previews and exports only their
+customers (``auth.scope``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import time as monotonic
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import structlog
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.orm import Session
+
+from flywheel.audit import service as audit
+from flywheel.auth.pii import authorize_reveal, mask_properties
+from flywheel.auth.schemas import Principal
+from flywheel.auth.scope import ADVISOR_PROPERTY, BRANCH_PROPERTY, is_unrestricted, scope_predicate
+from flywheel.core.clock import utc_naive
+from flywheel.core.errors import Conflict, InvalidInput, NotFound
+from flywheel.rules.compiler import Compiled, Tables, compile_rule
+from flywheel.rules.schema import InvalidRule, RuleGroup, parse, referenced_segments
+from flywheel.segments.models import Segment, SegmentMember, SegmentRun
+from flywheel.segments.schemas import (
+    CountOut,
+    MembersOut,
+    PreviewOut,
+    RefreshOut,
+    SegmentIn,
+    SegmentOut,
+    SegmentRunOut,
+    SegmentUpdate,
+)
+from flywheel.tags import service as tags
+from flywheel.warehouse import PropertyType, TableKind, Warehouse
+from flywheel.warehouse.engine import quote_ident
+
+log = structlog.get_logger(__name__)
+
+ENTER_EVENT = "$SegmentEnter"
+LEAVE_EVENT = "$SegmentLeave"
+DEFAULT_EXPORT_COLUMNS = ("name", "mobile", "branch", "advisor_id", "risk_tolerance")
+MAX_EXPORT_ROWS = 1_000_000
+_MIRROR_CHUNK = 5000
+_MEMBERS_TABLE: Table = SegmentMember.__table__  # type: ignore[assignment]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _get(session: Session, project_id: int, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if segment is None or segment.project_id != project_id:
+        raise NotFound(f"unknown segment {segment_id}")
+    return segment
+
+
+def resolver(session: Session, project_id: int) -> Callable[[int], RuleGroup | None]:
+    """Segment id → its rule when dynamic (compiled inline), None when static (members table);
+    :class:`LookupError` for an unknown segment."""
+
+    def resolve(segment_id: int) -> RuleGroup | None:
+        segment = session.get(Segment, segment_id)
+        if segment is None or segment.project_id != project_id:
+            raise LookupError(segment_id)
+        if segment.mode == "dynamic" and segment.rule is not None:
+            return parse(segment.rule)
+        return None
+
+    return resolve
+
+
+def _scope(
+    principal: Principal | None, warehouse: Warehouse, project_id: int
+) -> tuple[str, list[Any]] | None:
+    if principal is None or is_unrestricted(principal):
+        return None
+    warehouse.ensure_columns(
+        project_id,
+        TableKind.USERS,
+        {BRANCH_PROPERTY: PropertyType.STRING, ADVISOR_PROPERTY: PropertyType.STRING},
+    )
+    return scope_predicate(principal, alias="u")
+
+
+def _compile(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    rule: RuleGroup,
+    now: datetime,
+    output: str,
+    principal: Principal | None = None,
+    limit: int | None = None,
+) -> Compiled:
+    ctx = tags.rule_context(warehouse, project_id, now, resolver(session, project_id))
+    return compile_rule(
+        rule,
+        ctx,
+        output="count" if output == "count" else "user_ids",
+        scope=_scope(principal, warehouse, project_id),
+        limit=limit,
+    )
+
+
+def _arrow(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> pa.Table:
+    """Rows as Arrow on this thread's cursor (so views registered on it are visible).
+
+    ``cursor.sql()`` would refuse to run while an earlier ``execute()`` result on the cursor is
+    unread; DuckDB warns that Arrow from ``execute()`` copies once, which is cheap here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+        table: pa.Table = warehouse.cursor().execute(sql, params).to_arrow_table()
+    return table
+
+
+def _run(warehouse: Warehouse, compiled: Compiled) -> list[tuple[Any, ...]]:
+    sql, params = compiled.bound("duckdb")
+    return warehouse.cursor().execute(sql, params).fetchall()
+
+
+# -- preview and create ---------------------------------------------------------------------
+
+
+def preview(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    rule: dict[str, Any] | RuleGroup,
+    now: datetime,
+    principal: Principal | None = None,
+    sample: int = 10,
+) -> PreviewOut:
+    """Size of a rule's segment now, in the principal's scope, and the first ``sample`` ids.
+
+    :class:`InvalidRule` naming the bad part when the rule is invalid.
+    """
+    started = monotonic.perf_counter()
+    group = parse(rule)
+    compiled = _compile(
+        session=session,
+        warehouse=warehouse,
+        project_id=project_id,
+        rule=group,
+        now=now,
+        output="user_ids" if sample else "count",
+        principal=principal,
+    )
+    ids: list[int] = []
+    if sample:
+        # One pass: the matching ids (8 bytes each) give both the count and the sample; a second
+        # ORDER BY … LIMIT query would evaluate the whole rule again.
+        sql, params = compiled.bound("duckdb")
+        matched = _arrow(warehouse, sql, params).column(0)
+        count = len(matched)
+        if count:
+            positions = pc.bottom_k_unstable(matched, k=min(sample, count))
+            ids = sorted(int(v) for v in pc.take(matched, positions).to_pylist())
+    else:
+        count = int(_run(warehouse, compiled)[0][0])
+    elapsed = (monotonic.perf_counter() - started) * 1000
+    log.info("segment_previewed", project_id=project_id, count=count, ms=round(elapsed, 1))
+    return PreviewOut(
+        count=count, sample_user_ids=ids, warnings=compiled.warnings, elapsed_ms=elapsed
+    )
+
+
+def count_rule(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    rule: dict[str, Any] | RuleGroup,
+    now: datetime,
+    principal: Principal | None = None,
+) -> int:
+    """How many customers a rule selects now (in the principal's scope)."""
+    compiled = _compile(
+        session=session,
+        warehouse=warehouse,
+        project_id=project_id,
+        rule=parse(rule),
+        now=now,
+        output="count",
+        principal=principal,
+    )
+    return int(_run(warehouse, compiled)[0][0])
+
+
+def _check_references(
+    session: Session, project_id: int, segment_id: int | None, rule: RuleGroup
+) -> None:
+    """Refuse unknown segment references and cycles through the referenced segments."""
+    pending = list(referenced_segments(rule))
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if segment_id is not None and current == segment_id:
+            raise InvalidRule(
+                f"rule refers back to segment {segment_id} (a cycle)", detail={"path": "rule"}
+            )
+        if current in seen:
+            continue
+        seen.add(current)
+        other = session.get(Segment, current)
+        if other is None or other.project_id != project_id:
+            raise InvalidRule(f"rule refers to unknown segment {current}", detail={"path": "rule"})
+        if other.mode == "dynamic" and other.rule is not None:
+            pending.extend(referenced_segments(parse(other.rule)))
+
+
+def create_segment(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    segment_in: SegmentIn,
+    actor: str,
+    now: datetime,
+) -> SegmentOut:
+    """Create a segment. A static segment gets its members now (rule snapshot or the given
+    ``user_ids``); a dynamic one on its first refresh. :class:`InvalidRule` for a bad rule."""
+    rule: RuleGroup | None = None
+    if segment_in.source in {"rule", "tags"}:
+        if segment_in.rule is None:
+            raise InvalidRule("rule: a rule is required for this source", detail={"path": "rule"})
+        rule = parse(segment_in.rule)
+        _check_references(session, project_id, None, rule)
+        # Compile once so schema problems (contain on a number …) surface at creation.
+        _compile(
+            session=session,
+            warehouse=warehouse,
+            project_id=project_id,
+            rule=rule,
+            now=now,
+            output="count",
+        )
+    elif segment_in.source == "analysis" and segment_in.user_ids is None:
+        raise InvalidInput("user_ids: an analysis segment needs the user ids")
+    elif segment_in.source == "upload":
+        raise InvalidInput("source: upload files through POST /api/v1/segments/upload")
+    mode = segment_in.mode if rule is not None else "static"
+    segment = Segment(
+        project_id=project_id,
+        name=segment_in.name,
+        description=segment_in.description,
+        source=segment_in.source,
+        mode=mode,
+        rule=None if rule is None else _dump(rule),
+        schedule=segment_in.schedule if mode == "dynamic" else "manual",
+        created_by=actor,
+        created_at=utc_naive(now),
+        updated_at=utc_naive(now),
+    )
+    session.add(segment)
+    session.flush()
+    if rule is not None:
+        tags.set_lineage(
+            session=session,
+            project_id=project_id,
+            source_kind="segment",
+            source_id=segment.id,
+            rules=[rule],
+        )
+    if mode == "static":
+        if rule is not None:
+            compiled = _compile(
+                session=session,
+                warehouse=warehouse,
+                project_id=project_id,
+                rule=rule,
+                now=now,
+                output="user_ids",
+            )
+            sql, params = compiled.bound("duckdb")
+            ids = _arrow(warehouse, sql, params).column(0)
+        else:
+            ids = pa.array(sorted(set(segment_in.user_ids or [])), pa.int64())
+        _replace_static(session, warehouse, segment, ids, now)
+    log.info("segment_created", segment_id=segment.id, source=segment.source, mode=mode)
+    return SegmentOut.model_validate(segment)
+
+
+def _dump(rule: RuleGroup) -> dict[str, Any]:
+    from flywheel.rules.schema import dump
+
+    return dump(rule)
+
+
+def create_from_upload(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    name: str,
+    content: bytes,
+    actor: str,
+    now: datetime,
+) -> SegmentOut:
+    """A static segment from a CSV file whose first column is ``user_id`` (header required).
+
+    :class:`InvalidInput` names the first bad line.
+    """
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the file is not UTF-8 text") from exc
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or header[0].strip().lower() != "user_id":
+        raise InvalidInput("line 1: the first column must be user_id")
+    ids: set[int] = set()
+    for line, row in enumerate(reader, start=2):
+        if not row or not row[0].strip():
+            continue
+        try:
+            ids.add(int(row[0].strip()))
+        except ValueError:
+            raise InvalidInput(f"line {line}: user_id {row[0]!r} is not a number") from None
+        if len(ids) > MAX_EXPORT_ROWS:
+            raise InvalidInput(f"more than {MAX_EXPORT_ROWS} customers")
+    segment = Segment(
+        project_id=project_id,
+        name=name,
+        description="",
+        source="upload",
+        mode="static",
+        rule=None,
+        schedule="manual",
+        created_by=actor,
+        created_at=utc_naive(now),
+        updated_at=utc_naive(now),
+    )
+    session.add(segment)
+    session.flush()
+    _replace_static(session, warehouse, segment, pa.array(sorted(ids), pa.int64()), now)
+    log.info("segment_uploaded", segment_id=segment.id, size=len(ids))
+    return SegmentOut.model_validate(segment)
+
+
+def _replace_static(
+    session: Session, warehouse: Warehouse, segment: Segment, ids: Any, now: datetime
+) -> None:
+    table = quote_ident(Tables.for_project(segment.project_id).segment_members)
+    warehouse.ensure_project(segment.project_id)
+    batch = pa.table({"user_id": pa.array(ids, pa.int64())})
+    cur = warehouse.cursor()
+    cur.register("_fw_static", batch)
+    try:
+        cur.execute("BEGIN")
+        cur.execute(f"DELETE FROM {table} WHERE segment_id = $sid", {"sid": segment.id})
+        cur.execute(
+            f"INSERT INTO {table} SELECT $sid, user_id, $now FROM _fw_static",
+            {"sid": segment.id, "now": utc_naive(now)},
+        )
+        cur.execute("COMMIT")
+    finally:
+        cur.unregister("_fw_static")
+    session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
+    _mirror_insert(session, segment.id, batch.column(0).to_pylist(), now)
+    segment.size = batch.num_rows
+    segment.refreshed_at = utc_naive(now)
+    session.flush()
+
+
+def _mirror_insert(session: Session, segment_id: int, user_ids: list[int], now: datetime) -> None:
+    at = utc_naive(now)
+    for i in range(0, len(user_ids), _MIRROR_CHUNK):
+        chunk = user_ids[i : i + _MIRROR_CHUNK]
+        # Core insert (executemany): no ORM bookkeeping for up to a million rows.
+        session.connection().execute(
+            insert(_MEMBERS_TABLE),
+            [{"segment_id": segment_id, "user_id": uid, "entered_at": at} for uid in chunk],
+        )
+
+
+def _mirror_delete(session: Session, segment_id: int, user_ids: list[int]) -> None:
+    for i in range(0, len(user_ids), _MIRROR_CHUNK):
+        chunk = user_ids[i : i + _MIRROR_CHUNK]
+        session.execute(
+            delete(SegmentMember).where(
+                SegmentMember.segment_id == segment_id, SegmentMember.user_id.in_(chunk)
+            )
+        )
+
+
+# -- CRUD -----------------------------------------------------------------------------------
+
+
+def list_segments(*, session: Session, project_id: int) -> list[SegmentOut]:
+    """Every segment of the project, newest first."""
+    rows = session.scalars(
+        select(Segment).where(Segment.project_id == project_id).order_by(Segment.id.desc())
+    )
+    return [SegmentOut.model_validate(s) for s in rows]
+
+
+def get_segment(*, session: Session, project_id: int, segment_id: int) -> SegmentOut:
+    """One segment; :class:`NotFound` when it is not in the project."""
+    return SegmentOut.model_validate(_get(session, project_id, segment_id))
+
+
+def update_segment(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    segment_id: int,
+    update: SegmentUpdate,
+    now: datetime,
+) -> SegmentOut:
+    """Rename, re-describe, reschedule or change the rule of a dynamic segment."""
+    segment = _get(session, project_id, segment_id)
+    if update.rule is not None:
+        if segment.mode != "dynamic":
+            raise Conflict("the rule of a static segment cannot change; create a new one")
+        rule = parse(update.rule)
+        _check_references(session, project_id, segment.id, rule)
+        _compile(
+            session=session,
+            warehouse=warehouse,
+            project_id=project_id,
+            rule=rule,
+            now=now,
+            output="count",
+        )
+        segment.rule = _dump(rule)
+        tags.set_lineage(
+            session=session,
+            project_id=project_id,
+            source_kind="segment",
+            source_id=segment.id,
+            rules=[rule],
+        )
+    if update.name is not None:
+        segment.name = update.name
+    if update.description is not None:
+        segment.description = update.description
+    if update.schedule is not None and segment.mode == "dynamic":
+        segment.schedule = update.schedule
+    segment.updated_at = utc_naive(now)
+    session.flush()
+    return SegmentOut.model_validate(segment)
+
+
+def delete_segment(
+    *, session: Session, warehouse: Warehouse, project_id: int, segment_id: int
+) -> None:
+    """Delete a segment and its members. :class:`Conflict` while another rule reads it."""
+    segment = _get(session, project_id, segment_id)
+    readers = tags.lineage(
+        session=session,
+        project_id=project_id,
+        kind="segment",
+        key=str(segment.id),
+        source_id=segment.id,
+    ).used_by
+    if readers:
+        names = ", ".join(f"{r['kind']} {r['ref']}" for r in readers)
+        raise Conflict(f"segment {segment.id} is used by {names}")
+    tags.set_lineage(
+        session=session,
+        project_id=project_id,
+        source_kind="segment",
+        source_id=segment.id,
+        rules=[],
+    )
+    session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
+    session.delete(segment)
+    session.flush()
+    table = quote_ident(Tables.for_project(project_id).segment_members)
+    warehouse.cursor().execute(f"DELETE FROM {table} WHERE segment_id = $sid", {"sid": segment_id})
+
+
+def runs(
+    *, session: Session, project_id: int, segment_id: int, limit: int = 50
+) -> list[SegmentRunOut]:
+    """The latest refreshes of a segment, newest first."""
+    _get(session, project_id, segment_id)
+    rows = session.scalars(
+        select(SegmentRun)
+        .where(SegmentRun.segment_id == segment_id)
+        .order_by(SegmentRun.id.desc())
+        .limit(limit)
+    )
+    return [SegmentRunOut.model_validate(r) for r in rows]
+
+
+# -- refresh --------------------------------------------------------------------------------
+
+
+def refresh_segment(
+    *, session: Session, warehouse: Warehouse, project_id: int, segment_id: int, now: datetime
+) -> RefreshOut:
+    """Recompute a dynamic segment and record who entered and who left.
+
+    Writes the new membership (warehouse + operational mirror), one ``$SegmentEnter`` /
+    ``$SegmentLeave`` event per changed customer, and a :class:`SegmentRun`. A static segment
+    is refused with :class:`Conflict`.
+    """
+    started = monotonic.perf_counter()
+    segment = _get(session, project_id, segment_id)
+    if segment.mode != "dynamic" or segment.rule is None:
+        raise Conflict(f"segment {segment_id} is static; its members do not change")
+    compiled = _compile(
+        session=session,
+        warehouse=warehouse,
+        project_id=project_id,
+        rule=parse(segment.rule),
+        now=now,
+        output="user_ids",
+    )
+    sql, params = compiled.bound("duckdb")
+    table = quote_ident(Tables.for_project(project_id).segment_members)
+    cur = warehouse.cursor()
+    fresh = _arrow(warehouse, sql, params).rename_columns(["user_id"])
+    cur.register("_fw_seg_new", fresh)
+    try:
+        entered = _arrow(
+            warehouse,
+            f"SELECT user_id FROM _fw_seg_new EXCEPT SELECT user_id FROM {table} "
+            "WHERE segment_id = $sid",
+            {"sid": segment.id},
+        )
+        left = _arrow(
+            warehouse,
+            f"SELECT user_id FROM {table} WHERE segment_id = $sid "
+            "EXCEPT SELECT user_id FROM _fw_seg_new",
+            {"sid": segment.id},
+        )
+        cur.register("_fw_seg_left", left)
+        cur.register("_fw_seg_entered", entered)
+        cur.execute("BEGIN")
+        try:
+            cur.execute(
+                f"DELETE FROM {table} WHERE segment_id = $sid "
+                "AND user_id IN (SELECT user_id FROM _fw_seg_left)",
+                {"sid": segment.id},
+            )
+            cur.execute(
+                f"INSERT INTO {table} SELECT $sid, user_id, $now FROM _fw_seg_entered",
+                {"sid": segment.id, "now": utc_naive(now)},
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+    finally:
+        for name in ("_fw_seg_new", "_fw_seg_left", "_fw_seg_entered"):
+            with contextlib.suppress(duckdb.Error):
+                cur.unregister(name)
+    run = SegmentRun(
+        project_id=project_id,
+        segment_id=segment.id,
+        at=utc_naive(now),
+        size=fresh.num_rows,
+        entered=entered.num_rows,
+        left=left.num_rows,
+        seconds=0.0,
+    )
+    session.add(run)
+    session.flush()
+    entered_ids = [int(v) for v in entered.column(0).to_pylist()]
+    left_ids = [int(v) for v in left.column(0).to_pylist()]
+    _emit_changes(warehouse, project_id, segment, run.id, entered_ids, left_ids, now)
+    _mirror_delete(session, segment.id, left_ids)
+    _mirror_insert(session, segment.id, entered_ids, now)
+    segment.size = fresh.num_rows
+    segment.refreshed_at = utc_naive(now)
+    run.seconds = monotonic.perf_counter() - started
+    session.flush()
+    log.info(
+        "segment_refreshed",
+        segment_id=segment.id,
+        size=fresh.num_rows,
+        entered=len(entered_ids),
+        left=len(left_ids),
+        seconds=round(run.seconds, 3),
+    )
+    return RefreshOut(
+        segment_id=segment.id,
+        size=fresh.num_rows,
+        entered=len(entered_ids),
+        left=len(left_ids),
+        seconds=run.seconds,
+    )
+
+
+def _emit_changes(
+    warehouse: Warehouse,
+    project_id: int,
+    segment: Segment,
+    run_id: int,
+    entered: list[int],
+    left: list[int],
+    now: datetime,
+) -> None:
+    if not entered and not left:
+        return
+    warehouse.ensure_columns(
+        project_id,
+        TableKind.EVENTS,
+        {"segment_id": PropertyType.NUMBER, "segment_name": PropertyType.STRING},
+    )
+    at = utc_naive(now)
+    users = entered + left
+    kinds = [ENTER_EVENT] * len(entered) + [LEAVE_EVENT] * len(left)
+    tags_of = ["enter"] * len(entered) + ["leave"] * len(left)
+    n = len(users)
+    batch = pa.table(
+        {
+            "id": pa.array(
+                [
+                    f"seg{segment.id}-r{run_id}-{tag}-{uid}"
+                    for uid, tag in zip(users, tags_of, strict=True)
+                ],
+                pa.string(),
+            ),
+            "user_id": pa.array(users, pa.int64()),
+            "distinct_id": pa.array([str(u) for u in users], pa.string()),
+            "event": pa.array(kinds, pa.string()),
+            "time": pa.array([at] * n, pa.timestamp("us")),
+            "$receive_time": pa.array([at] * n, pa.timestamp("us")),
+            "segment_id": pa.array([float(segment.id)] * n, pa.float64()),
+            "segment_name": pa.array([segment.name] * n, pa.string()),
+        }
+    )
+    warehouse.append(project_id, TableKind.EVENTS, batch)
+
+
+def is_due(segment: Segment, now: datetime) -> bool:
+    """Whether a dynamic segment should be recomputed: daily once per Shanghai day, hourly once
+    an hour."""
+    if segment.mode != "dynamic" or segment.schedule == "manual":
+        return False
+    if segment.refreshed_at is None:
+        return True
+    if segment.schedule == "daily":
+        return tags.sh_today(segment.refreshed_at) != tags.sh_today(now)
+    return segment.refreshed_at < utc_naive(now).replace(minute=0, second=0, microsecond=0)
+
+
+def refresh_due(*, session: Session, warehouse: Warehouse, now: datetime) -> list[RefreshOut]:
+    """Refresh every dynamic segment that is due (all projects)."""
+    done: list[RefreshOut] = []
+    for segment in session.scalars(select(Segment).where(Segment.mode == "dynamic")).all():
+        if is_due(segment, now):
+            done.append(
+                refresh_segment(
+                    session=session,
+                    warehouse=warehouse,
+                    project_id=segment.project_id,
+                    segment_id=segment.id,
+                    now=now,
+                )
+            )
+    return done
+
+
+# -- reading members ------------------------------------------------------------------------
+
+
+def count_segment(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    segment_id: int,
+    now: datetime,
+    principal: Principal | None = None,
+    live: bool = False,
+) -> CountOut:
+    """Members in the principal's scope: stored membership, or recomputed now with ``live``
+    (dynamic segments only)."""
+    segment = _get(session, project_id, segment_id)
+    if live and segment.mode == "dynamic" and segment.rule is not None:
+        count = count_rule(
+            session=session,
+            warehouse=warehouse,
+            project_id=project_id,
+            rule=segment.rule,
+            now=now,
+            principal=principal,
+        )
+        return CountOut(segment_id=segment.id, count=count)
+    sql, params = _members_sql(warehouse, project_id, segment.id, principal)
+    row = warehouse.cursor().execute(f"SELECT COUNT(*) FROM ({sql}) m", params).fetchone()
+    return CountOut(segment_id=segment.id, count=int(row[0]) if row else 0)
+
+
+def _members_sql(
+    warehouse: Warehouse, project_id: int, segment_id: int, principal: Principal | None
+) -> tuple[str, dict[str, Any]]:
+    tables = Tables.for_project(project_id)
+    warehouse.ensure_project(project_id)
+    params: dict[str, Any] = {"sid": segment_id}
+    scope = _scope(principal, warehouse, project_id)
+    if scope is None:
+        return (
+            f"SELECT sm.user_id FROM {quote_ident(tables.segment_members)} sm "
+            "WHERE sm.segment_id = $sid",
+            params,
+        )
+    predicate, values = scope
+    for index, value in enumerate(values):
+        predicate = predicate.replace("?", f"$scope{index}", 1)
+        params[f"scope{index}"] = value
+    return (
+        f"SELECT sm.user_id FROM {quote_ident(tables.segment_members)} sm "
+        f"JOIN {quote_ident(tables.users)} u ON u.user_id = sm.user_id "
+        f"WHERE sm.segment_id = $sid AND {predicate}",
+        params,
+    )
+
+
+def members(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    segment_id: int,
+    principal: Principal | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> MembersOut:
+    """A page of member ids (ascending) in the principal's scope."""
+    segment = _get(session, project_id, segment_id)
+    sql, params = _members_sql(warehouse, project_id, segment.id, principal)
+    cur = warehouse.cursor()
+    total_row = cur.execute(f"SELECT COUNT(*) FROM ({sql}) m", params).fetchone()
+    rows = cur.execute(
+        f"SELECT user_id FROM ({sql}) m ORDER BY user_id LIMIT $lim OFFSET $off",
+        {**params, "lim": int(limit), "off": int(offset)},
+    ).fetchall()
+    return MembersOut(
+        total=int(total_row[0]) if total_row else 0,
+        offset=offset,
+        user_ids=[int(r[0]) for r in rows],
+    )
+
+
+def export_csv(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    segment_id: int,
+    principal: Principal,
+    now: datetime,
+    columns: list[str] | None = None,
+    reveal: bool = False,
+) -> Iterator[str]:
+    """CSV of a segment's members in scope with chosen profile columns, audited.
+
+    Personal data is masked unless ``reveal`` (which needs ``pii:view``; :class:`Forbidden`
+    otherwise). The audit entry (``segment.export``: rows, columns, masked) is written in the
+    caller's unit of work before any row is produced. Returns the CSV text in chunks.
+    """
+    segment = _get(session, project_id, segment_id)
+    reveal = authorize_reveal(principal, reveal=reveal)
+    available = warehouse.columns(project_id, TableKind.USERS)
+    wanted = list(dict.fromkeys(columns or DEFAULT_EXPORT_COLUMNS))
+    unknown = [c for c in wanted if c not in available and c != "user_id"]
+    if columns is not None and unknown:
+        raise InvalidInput(f"columns: unknown profile properties {', '.join(unknown)}")
+    chosen = [c for c in wanted if c in available and c != "user_id"]
+    sql, params = _members_sql(warehouse, project_id, segment.id, principal)
+    total_row = warehouse.cursor().execute(f"SELECT COUNT(*) FROM ({sql}) m", params).fetchone()
+    total = min(int(total_row[0]) if total_row else 0, MAX_EXPORT_ROWS)
+    audit.record(
+        session=session,
+        actor=principal.actor,
+        action="segment.export",
+        target=f"segment:{segment.id}",
+        detail={"rows": total, "columns": ["user_id", *chosen], "masked": not reveal},
+        project_id=project_id,
+        now=now,
+    )
+    log.info("segment_exported", segment_id=segment.id, rows=total, masked=not reveal)
+    users = quote_ident(Tables.for_project(project_id).users)
+    select_cols = ", ".join(f"u.{quote_ident(c)}" for c in chosen)
+    query = (
+        f"SELECT m.user_id{', ' + select_cols if select_cols else ''} FROM ({sql}) m "
+        f"LEFT JOIN {users} u ON u.user_id = m.user_id ORDER BY m.user_id LIMIT {MAX_EXPORT_ROWS}"
+    )
+
+    def chunks() -> Iterator[str]:
+        # A cursor of its own: the stream may be read on another thread and may stop early.
+        stream = warehouse.cursor().cursor()
+        try:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(["user_id", *chosen])
+            reader: pa.RecordBatchReader = stream.sql(query, params=params).to_arrow_reader(10_000)
+            for batch in reader:
+                for row in batch.to_pylist():
+                    shown = mask_properties({c: row[c] for c in chosen}, reveal=reveal)
+                    writer.writerow([row["user_id"], *(_cell(shown[c]) for c in chosen)])
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+            if buffer.tell():
+                yield buffer.getvalue()
+        finally:
+            stream.close()
+
+    return chunks()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return "|".join(str(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def memberships(*, session: Session, project_id: int, user_id: int) -> list[int]:
+    """Ids of the project's segments the customer is a member of now (one indexed query)."""
+    return list(
+        session.scalars(
+            select(SegmentMember.segment_id)
+            .join(Segment, Segment.id == SegmentMember.segment_id)
+            .where(Segment.project_id == project_id, SegmentMember.user_id == user_id)
+        )
+    )

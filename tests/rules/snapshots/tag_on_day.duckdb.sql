@@ -1,0 +1,21 @@
+SELECT
+  COUNT(*)
+FROM "p1_users" AS "u"
+WHERE
+  "u"."user_id" IN (
+    SELECT
+      "tv1"."user_id"
+    FROM "p1_tag_values" AS "tv1"
+    WHERE
+      "tv1"."tag" = $p2
+      AND "tv1"."day" = (
+        (
+          SELECT
+            MAX("tv2"."day")
+          FROM "p1_tag_values" AS "tv2"
+          WHERE
+            "tv2"."tag" = $p0 AND "tv2"."day" <= $p1
+        )
+      )
+      AND "tv1"."value" = $p3
+  )

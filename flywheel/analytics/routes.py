@@ -6,7 +6,8 @@ Every analysis answers JSON, or CSV with ``?format=csv``. ``?project=<name>`` pi
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, Query
@@ -36,7 +37,7 @@ from flywheel.audit import service as audit
 from flywheel.auth.deps import require
 from flywheel.auth.schemas import Principal
 from flywheel.http.deps import RuntimeDep, SessionDep
-from flywheel.projects import service as projects
+from flywheel.projects.deps import ProjectId
 from flywheel.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -47,14 +48,6 @@ Reader = Annotated[Principal, Depends(require("analytics:read"))]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
 
-def _project_id(
-    session: SessionDep,
-    project: Annotated[str, Query(max_length=64, description="project name")] = "default",
-) -> int:
-    return projects.get_by_name(session=session, name=project).id
-
-
-ProjectId = Annotated[int, Depends(_project_id)]
 Writer = Annotated[Principal, Depends(require("analytics:write"))]
 
 
@@ -73,6 +66,25 @@ def _audit_export(
             now=runtime.clock(),
         )
     log.info("analysis_exported", target=target, user_id=principal.user_id, rows=rows)
+
+
+def _analyse(
+    analysis: Callable[..., AnalysisOut],
+    body: Any,
+    runtime: Runtime,
+    project_id: int,
+    principal: Principal,
+    fmt: str,
+) -> AnalysisOut | Response:
+    """Run one analysis for the caller (scope applied by the service) and shape the answer."""
+    result = analysis(
+        warehouse=runtime.warehouse,
+        project_id=project_id,
+        request=body,
+        now=runtime.clock(),
+        principal=principal,
+    )
+    return _answer(result, fmt, principal, runtime, project_id)
 
 
 def _answer(
@@ -97,14 +109,7 @@ def analyse_events(
     format: Format = "json",
 ) -> AnalysisOut | Response:
     """Event analysis: counts, uniques, sums/averages by time bucket and dimensions."""
-    result = service.event_analysis(
-        warehouse=runtime.warehouse,
-        project_id=project_id,
-        request=body,
-        now=runtime.clock(),
-        principal=principal,
-    )
-    return _answer(result, format, principal, runtime, project_id)
+    return _analyse(service.event_analysis, body, runtime, project_id, principal, format)
 
 
 @router.post("/funnels", response_model=FunnelOut)
@@ -116,14 +121,7 @@ def analyse_funnel(
     format: Format = "json",
 ) -> AnalysisOut | Response:
     """Ordered funnel with per-step conversion, median time to convert and dropped users."""
-    result = service.funnel(
-        warehouse=runtime.warehouse,
-        project_id=project_id,
-        request=body,
-        now=runtime.clock(),
-        principal=principal,
-    )
-    return _answer(result, format, principal, runtime, project_id)
+    return _analyse(service.funnel, body, runtime, project_id, principal, format)
 
 
 @router.post("/retention", response_model=RetentionOut)
@@ -135,14 +133,7 @@ def analyse_retention(
     format: Format = "json",
 ) -> AnalysisOut | Response:
     """Cohort retention table (day / week / month N)."""
-    result = service.retention(
-        warehouse=runtime.warehouse,
-        project_id=project_id,
-        request=body,
-        now=runtime.clock(),
-        principal=principal,
-    )
-    return _answer(result, format, principal, runtime, project_id)
+    return _analyse(service.retention, body, runtime, project_id, principal, format)
 
 
 @router.post("/distribution", response_model=DistributionOut)
@@ -154,14 +145,7 @@ def analyse_distribution(
     format: Format = "json",
 ) -> AnalysisOut | Response:
     """Users per bucket of a per-user measure."""
-    result = service.distribution(
-        warehouse=runtime.warehouse,
-        project_id=project_id,
-        request=body,
-        now=runtime.clock(),
-        principal=principal,
-    )
-    return _answer(result, format, principal, runtime, project_id)
+    return _analyse(service.distribution, body, runtime, project_id, principal, format)
 
 
 @router.post("/attribution", response_model=AttributionOut)
@@ -173,14 +157,7 @@ def analyse_attribution(
     format: Format = "json",
 ) -> AnalysisOut | Response:
     """First- or last-touch attribution of conversions to a touch property."""
-    result = service.attribution(
-        warehouse=runtime.warehouse,
-        project_id=project_id,
-        request=body,
-        now=runtime.clock(),
-        principal=principal,
-    )
-    return _answer(result, format, principal, runtime, project_id)
+    return _analyse(service.attribution, body, runtime, project_id, principal, format)
 
 
 @router.post("/experiments/evaluate", response_model=ExperimentOut)

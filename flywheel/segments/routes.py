@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from flywheel.auth.deps import require
 from flywheel.auth.schemas import Principal
 from flywheel.http.deps import RuntimeDep, SessionDep
-from flywheel.projects import service as projects
+from flywheel.projects.deps import ProjectId
 from flywheel.segments import service
 from flywheel.segments.schemas import (
     CountOut,
@@ -33,11 +33,6 @@ Writer = Annotated[Principal, Depends(require("segments:write"))]
 Exporter = Annotated[Principal, Depends(require("users:export"))]
 
 
-def _project(session: SessionDep, project: str = "default") -> int:
-    return projects.get_by_name(session=session, name=project).id
-
-
-ProjectId = Annotated[int, Depends(_project)]
 Ident = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

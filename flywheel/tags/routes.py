@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from flywheel.auth.deps import require
 from flywheel.auth.schemas import Principal
 from flywheel.http.deps import RuntimeDep, SessionDep
-from flywheel.projects import service as projects
+from flywheel.projects.deps import ProjectId
 from flywheel.tags import service
 from flywheel.tags.schemas import (
     ImportOut,
@@ -38,11 +38,6 @@ class TagPreviewIn(BaseModel):
     spec: dict[str, Any] = Field(default_factory=dict)
 
 
-def _project(session: SessionDep, project: str = "default") -> int:
-    return projects.get_by_name(session=session, name=project).id
-
-
-ProjectId = Annotated[int, Depends(_project)]
 Ident = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

@@ -13,6 +13,7 @@ profile, then the logged-in events, so events sent before login belong to the cu
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from flywheel.auth import service as auth
 from flywheel.core.clock import to_utc
 from flywheel.core.errors import Conflict, InvalidInput
 from flywheel.demo.generator import (
@@ -144,11 +146,26 @@ def load_demo(
     return summary
 
 
+#: Console accounts of the demo: (username, role, branch scope, advisor id). ``ADV0001`` is an
+#: advisor of branch ``BR001`` in the generated brokerage.
+DEMO_ACCOUNTS: tuple[tuple[str, str, list[str] | None, str | None], ...] = (
+    ("admin", "admin", None, None),
+    ("marketer", "marketer", None, None),
+    ("analyst", "analyst", None, None),
+    ("compliance", "compliance", None, None),
+    ("auditor", "auditor", None, None),
+    ("branch_analyst", "analyst", ["BR001"], None),
+    ("advisor", "advisor", ["BR001"], "ADV0001"),
+)
+
+
 def load_demo_if_empty(runtime: Runtime, *, console: Console) -> DemoSummary | None:
-    """Load the default 10,000-customer demo into the default project if it has no events.
+    """Load the default 10,000-customer demo into the default project if it has no events,
+    and create the demo console accounts when the installation has no console user yet.
 
     Shows a Rich progress bar on ``console``; returns None when there was data already.
     """
+    ensure_demo_accounts(runtime, console=console)
     with runtime.db.unit_of_work() as session:
         project_id = projects.ensure_default(session=session).id
     if project_event_count(runtime, project_id):
@@ -157,6 +174,32 @@ def load_demo_if_empty(runtime: Runtime, *, console: Console) -> DemoSummary | N
     return load_with_progress(
         runtime, project_id=project_id, customers=DEFAULT_CUSTOMERS, console=console
     )
+
+
+def ensure_demo_accounts(runtime: Runtime, *, console: Console) -> str | None:
+    """Create :data:`DEMO_ACCOUNTS` with one fresh random password, printed once on
+    ``console``, when there is no console user at all; returns the password (None if skipped).
+
+    Never touches an installation that already has users, so a real deployment's accounts are
+    safe even if someone starts it with ``--demo``.
+    """
+    with runtime.db.unit_of_work() as session:
+        if auth.list_users(session=session):
+            return None
+        password = f"demo-{secrets.token_hex(4)}-{secrets.randbelow(90) + 10}"
+        for username, role, branch_scope, advisor_id in DEMO_ACCOUNTS:
+            auth.create_user(
+                session=session,
+                username=username,
+                password=password,
+                role=role,
+                branch_scope=branch_scope,
+                advisor_id=advisor_id,
+                now=runtime.clock(),
+            )
+    names = ", ".join(name for name, *_ in DEMO_ACCOUNTS)
+    console.print(f"demo console accounts: {names} — password (shown once): {password}")
+    return password
 
 
 def load_with_progress(

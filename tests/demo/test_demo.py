@@ -165,3 +165,20 @@ def test_serve_demo_loads_an_empty_default_project(
     assert summary is not None and summary.customers == 150
     assert "demo loaded: 150 customers" in out.getvalue()
     assert runtime.warehouse.fetch("SELECT count(*) FROM p1_users") == [(150,)]
+
+
+def test_serve_demo_creates_console_accounts_once(runtime: Runtime, client: TestClient) -> None:
+    from flywheel.demo.service import ensure_demo_accounts
+
+    out = StringIO()
+    password = ensure_demo_accounts(runtime, console=Console(file=out, width=300))
+    assert password is not None and password in out.getvalue()
+    advisor = client.post(
+        "/api/v1/auth/login", json={"username": "advisor", "password": password}
+    ).json()
+    me = client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {advisor['access_token']}"}
+    ).json()
+    assert (me["role"], me["advisor_id"], me["branch_scope"]) == ("advisor", "ADV0001", ["BR001"])
+    # An installation with users is never touched again.
+    assert ensure_demo_accounts(runtime, console=Console(file=StringIO())) is None

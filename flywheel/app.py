@@ -38,6 +38,7 @@ def _routers() -> list[Any]:
     from flywheel.auth.admin_routes import router as admin_router
     from flywheel.auth.audit_routes import router as audit_router
     from flywheel.auth.routes import router as auth_router
+    from flywheel.content.routes import router as content_router
     from flywheel.identity.routes import router as identity_router
     from flywheel.ingest.routes import api_router as ingest_api_router
     from flywheel.ingest.routes import collect_router
@@ -60,6 +61,7 @@ def _routers() -> list[Any]:
         segments_router,
         recommend_router,
         analytics_router,
+        content_router,
     ]
 
 

@@ -89,6 +89,7 @@ def migrate(data_dir: DataDirOpt = None) -> None:
 
 def _register_subcommands() -> None:
     from flywheel.cli.audit import audit_app
+    from flywheel.cli.content import content_app
     from flywheel.cli.demo import demo_command
     from flywheel.cli.imports import import_app
     from flywheel.cli.keys import keys_app
@@ -104,6 +105,7 @@ def _register_subcommands() -> None:
     app.add_typer(segments_app, name="segments", help="Segments: count, refresh, export.")
     app.add_typer(recommend_app, name="recommend", help="Recommendations: train, evaluate.")
     app.add_typer(audit_app, name="audit", help="Audit trail: verify, show.")
+    app.add_typer(content_app, name="content", help="Content: check, import, export.")
     app.command(name="demo")(demo_command)
 
 

@@ -13,11 +13,10 @@ from flywheel.http.deps import RuntimeDep, SessionDep
 from flywheel.profiles import customers
 from flywheel.profiles import service as profiles
 from flywheel.profiles.schemas import CustomerEventsOut, CustomerOut, ItemOut, SchemaOut
-from flywheel.projects import service as projects
+from flywheel.projects.deps import ProjectId
 
 router = APIRouter(prefix="/api/v1", tags=["profiles"])
 
-ProjectQuery = Annotated[str, Query(max_length=64, description="project name")]
 RevealQuery = Annotated[bool, Query(description="show personal data in clear (needs pii:view)")]
 CustomerReader = Annotated[Principal, Depends(require("customers:read"))]
 
@@ -29,10 +28,9 @@ def lookup_user(
     principal: CustomerReader,
     key: Annotated[str, Query(min_length=1, max_length=100)],
     value: Annotated[str, Query(min_length=1, max_length=255)],
-    project: ProjectQuery = "default",
+    project_id: ProjectId,
     reveal: RevealQuery = False,
 ) -> CustomerOut:
-    project_id = projects.get_by_name(session=session, name=project).id
     return customers.lookup_customer(
         session=session,
         warehouse=runtime.warehouse,
@@ -51,10 +49,9 @@ def get_user(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: CustomerReader,
-    project: ProjectQuery = "default",
+    project_id: ProjectId,
     reveal: RevealQuery = False,
 ) -> CustomerOut:
-    project_id = projects.get_by_name(session=session, name=project).id
     return customers.get_customer(
         session=session,
         warehouse=runtime.warehouse,
@@ -72,11 +69,10 @@ def user_events(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: CustomerReader,
-    project: ProjectQuery = "default",
+    project_id: ProjectId,
     limit: Annotated[int, Query(ge=1, le=customers.MAX_EVENTS)] = 50,
     reveal: RevealQuery = False,
 ) -> CustomerEventsOut:
-    project_id = projects.get_by_name(session=session, name=project).id
     return customers.customer_events(
         session=session,
         warehouse=runtime.warehouse,
@@ -95,9 +91,8 @@ def get_item(
     item_id: str,
     session: SessionDep,
     _: Annotated[Principal, Depends(require("recommend:read"))],
-    project: ProjectQuery = "default",
+    project_id: ProjectId,
 ) -> ItemOut:
-    project_id = projects.get_by_name(session=session, name=project).id
     properties = profiles.get_item(
         session=session, project_id=project_id, item_type=item_type, item_id=item_id
     )
@@ -110,7 +105,6 @@ def get_item(
 def get_schema(
     session: SessionDep,
     _: Annotated[Principal, Depends(require("schema:read"))],
-    project: ProjectQuery = "default",
+    project_id: ProjectId,
 ) -> SchemaOut:
-    project_id = projects.get_by_name(session=session, name=project).id
     return profiles.list_schema(session=session, project_id=project_id)

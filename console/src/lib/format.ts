@@ -11,10 +11,13 @@ export function formatValue(value: unknown): string {
 
 export function formatTime(value: string | null | undefined): string {
   if (!value) return "—";
-  // The API answers naive UTC or ISO with offset; show local time.
+  // The API answers naive UTC or ISO with offset; business time is Beijing time (the exchanges'),
+  // whatever the browser's own zone.
   const iso = /[zZ]|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`;
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? value : date.toLocaleString();
+  return Number.isNaN(date.getTime())
+    ? value
+    : date.toLocaleString(undefined, { timeZone: "Asia/Shanghai", hour12: false });
 }
 
 export function percent(value: number | null | undefined, digits = 1): string {

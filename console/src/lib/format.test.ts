@@ -1,0 +1,19 @@
+import { describe, expect, it } from "vitest";
+
+import { formatTime } from "./format";
+
+describe("formatTime", () => {
+  it("shows naive UTC from the API in Beijing time", () => {
+    // 02:01 UTC is 10:01 in Asia/Shanghai.
+    expect(formatTime("2026-11-22T02:01:53")).toContain("10:01:53");
+  });
+
+  it("respects an explicit offset", () => {
+    expect(formatTime("2026-11-22T10:01:53+08:00")).toContain("10:01:53");
+  });
+
+  it("keeps what it cannot parse", () => {
+    expect(formatTime("not a time")).toBe("not a time");
+    expect(formatTime(null)).toBe("—");
+  });
+});

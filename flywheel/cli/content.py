@@ -11,20 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from flywheel.config import Settings
-from flywheel.core.errors import FlywheelError
+from flywheel.cli.common import DataDir, cli_runtime
 
 content_app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder.")]
 ProjectOpt = Annotated[str, typer.Option("--project", help="Project name.")]
 CLI_ACTOR = "cli:content"
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
 @content_app.command("check")
@@ -43,19 +37,12 @@ def check(
     text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     book = checker.DEFAULT_BOOK
     if stored:
-        from flywheel.bootstrap import open_runtime
         from flywheel.content import service
         from flywheel.projects import service as projects
 
-        runtime = open_runtime(_settings(data_dir))
-        try:
-            with runtime.db.unit_of_work() as session:
-                project_id = projects.get_by_name(session=session, name=project).id
-                book = service.phrase_book(
-                    session=session, project_id=project_id, now=runtime.clock()
-                )
-        finally:
-            runtime.close()
+        with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+            project_id = projects.get_by_name(session=session, name=project).id
+            book = service.phrase_book(session=session, project_id=project_id, now=runtime.clock())
     findings = [f.as_dict() for f in checker.check(text, book=book, product_card=product_card)]
     out.print_json(data={"findings": findings})
     if findings:
@@ -95,28 +82,20 @@ def import_folder(
     data_dir: DataDir = None,
 ) -> None:
     """Import *.json (export format) and *.txt/*.md (name = file stem) as drafts."""
-    from flywheel.bootstrap import open_runtime
     from flywheel.content import service
     from flywheel.projects import service as projects
 
     items, unreadable = _read_folder(folder)
-    runtime = open_runtime(_settings(data_dir))
-    try:
-        with runtime.db.unit_of_work() as session:
-            project_id = projects.get_by_name(session=session, name=project).id
-            report = service.import_content(
-                session=session,
-                project_id=project_id,
-                items=items,
-                actor=CLI_ACTOR,
-                author_user_id=None,
-                now=runtime.clock(),
-            )
-    except FlywheelError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from exc
-    finally:
-        runtime.close()
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+        project_id = projects.get_by_name(session=session, name=project).id
+        report = service.import_content(
+            session=session,
+            project_id=project_id,
+            items=items,
+            actor=CLI_ACTOR,
+            author_user_id=None,
+            now=runtime.clock(),
+        )
     out.print_json(data={**report.model_dump(), "unreadable": unreadable})
     if report.rejected or unreadable:
         raise typer.Exit(1)
@@ -129,22 +108,14 @@ def export_folder(
     data_dir: DataDir = None,
 ) -> None:
     """Write one JSON file per item (importable again with `flywheel content import`)."""
-    from flywheel.bootstrap import open_runtime
     from flywheel.content import service
     from flywheel.projects import service as projects
 
-    runtime = open_runtime(_settings(data_dir))
-    try:
-        with runtime.db.unit_of_work() as session:
-            project_id = projects.get_by_name(session=session, name=project).id
-            exported = service.export_content(
-                session=session, project_id=project_id, actor=CLI_ACTOR, now=runtime.clock()
-            )
-    except FlywheelError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from exc
-    finally:
-        runtime.close()
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+        project_id = projects.get_by_name(session=session, name=project).id
+        exported = service.export_content(
+            session=session, project_id=project_id, actor=CLI_ACTOR, now=runtime.clock()
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for number, item in enumerate(exported, start=1):
         slug = re.sub(r"[^\w-]+", "_", item.name)[:60]

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from flywheel.config import Settings
-from flywheel.core.errors import FlywheelError
-from flywheel.runtime import Runtime
+from flywheel.cli.common import DataDir, cli_runtime
 
 keys_app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 out = Console()
 CLI_ACTOR = "cli"
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data folder (default ./flywheel-data).")
-]
-
-
-@contextmanager
-def _runtime(data_dir: Path | None) -> Iterator[Runtime]:
-    from flywheel.bootstrap import open_runtime
-
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    runtime = open_runtime(settings)
-    try:
-        yield runtime
-    except FlywheelError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    finally:
-        runtime.close()
 
 
 @keys_app.command("create")
@@ -50,7 +26,7 @@ def create(
     from flywheel.ingest import service
     from flywheel.projects import service as projects
 
-    with _runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
         project_id = projects.get_by_name(session=session, name=project).id
         created = service.create_key(
             session=session,
@@ -75,7 +51,7 @@ def list_keys(
     from flywheel.ingest import service
     from flywheel.projects import service as projects
 
-    with _runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
         project_id = projects.get_by_name(session=session, name=project).id if project else None
         keys = service.list_keys(session=session, project_id=project_id)
     table = Table("prefix", "project", "label", "created", "revoked")
@@ -98,7 +74,7 @@ def revoke(
     """Revoke an ingest key: data sent with it is refused from now on."""
     from flywheel.ingest import service
 
-    with _runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
         revoked = service.revoke_key(
             session=session, prefix=prefix, now=runtime.clock(), actor=CLI_ACTOR
         )
@@ -114,7 +90,7 @@ def require_token(
     """Make the Sensors endpoint refuse records of PROJECT without a valid ``$token`` key."""
     from flywheel.projects import service as projects
 
-    with _runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
         updated = projects.set_require_token(session=session, name=project, require=not off)
     state = "requires" if updated.require_token else "does not require"
     console.print(f"project {updated.name!r} now {state} a token on /sa")
@@ -131,7 +107,7 @@ def rotate_pii(data_dir: DataDir = None) -> None:
     from flywheel.auth import crypto
     from flywheel.store import Base
 
-    with _runtime(data_dir) as runtime:
+    with cli_runtime(data_dir) as runtime:
         settings = runtime.settings
         keys = crypto.install_keys(settings.secret_key, settings.encryption_keys)
         with runtime.db.unit_of_work() as session:

@@ -9,13 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from flywheel.config import Settings
-from flywheel.core.errors import FlywheelError
+from flywheel.cli.common import DataDir, cli_runtime
 
 segments_app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder.")]
 ProjectOpt = Annotated[str, typer.Option("--project", help="Project name.")]
 
 
@@ -43,47 +41,38 @@ def count(
     data_dir: DataDir = None,
 ) -> None:
     """Print how many customers a rule (or a segment, recomputed now) selects."""
-    from flywheel.bootstrap import open_runtime
     from flywheel.projects import service as projects
     from flywheel.segments import service
 
     parsed = _load_rule(rule, rule_file)
     if (parsed is None) == (segment is None):
         raise typer.BadParameter("give a rule (--rule/--rule-file) or --segment")
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    runtime = open_runtime(settings)
-    try:
-        with runtime.db.unit_of_work() as session:
-            project_id = projects.get_by_name(session=session, name=project).id
-            if parsed is not None:
-                result = service.preview(
-                    session=session,
-                    warehouse=runtime.warehouse,
-                    project_id=project_id,
-                    rule=parsed,
-                    now=runtime.clock(),
-                    sample=0,
-                )
-                for warning in result.warnings:
-                    console.print(f"[yellow]warning:[/yellow] {warning}")
-                typer.echo(result.count)
-                console.print(f"counted in {result.elapsed_ms:.0f} ms")
-            else:
-                assert segment is not None
-                out = service.count_segment(
-                    session=session,
-                    warehouse=runtime.warehouse,
-                    project_id=project_id,
-                    segment_id=segment,
-                    now=runtime.clock(),
-                    live=True,
-                )
-                typer.echo(out.count)
-    except FlywheelError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    finally:
-        runtime.close()
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+        project_id = projects.get_by_name(session=session, name=project).id
+        if parsed is not None:
+            result = service.preview(
+                session=session,
+                warehouse=runtime.warehouse,
+                project_id=project_id,
+                rule=parsed,
+                now=runtime.clock(),
+                sample=0,
+            )
+            for warning in result.warnings:
+                console.print(f"[yellow]warning:[/yellow] {warning}")
+            typer.echo(result.count)
+            console.print(f"counted in {result.elapsed_ms:.0f} ms")
+        else:
+            assert segment is not None
+            out = service.count_segment(
+                session=session,
+                warehouse=runtime.warehouse,
+                project_id=project_id,
+                segment_id=segment,
+                now=runtime.clock(),
+                live=True,
+            )
+            typer.echo(out.count)
 
 
 @segments_app.command("refresh")
@@ -94,15 +83,12 @@ def refresh(
     data_dir: DataDir = None,
 ) -> None:
     """Recompute dynamic segments (membership diff events included)."""
-    from flywheel.bootstrap import open_runtime
     from flywheel.projects import service as projects
     from flywheel.segments import service
 
     if (segment is None) == (not due):
         raise typer.BadParameter("give --segment or --due")
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    runtime = open_runtime(settings)
-    try:
+    with cli_runtime(data_dir) as runtime:
         with runtime.db.unit_of_work() as session:
             if due:
                 done = service.refresh_due(
@@ -125,8 +111,3 @@ def refresh(
                 f"segment {out.segment_id}: {out.size} members, +{out.entered} -{out.left} "
                 f"({out.seconds:.2f}s)"
             )
-    except FlywheelError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    finally:
-        runtime.close()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from flywheel.config import Settings
-from flywheel.core.errors import FlywheelError
+from flywheel.cli.common import DataDir, cli_runtime
 
 tags_app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder.")]
 ProjectOpt = Annotated[str, typer.Option("--project", help="Project name.")]
 
 
@@ -28,14 +25,11 @@ def run(
     data_dir: DataDir = None,
 ) -> None:
     """Compute tags now (all computed tags of the project unless --tag or --due)."""
-    from flywheel.bootstrap import open_runtime
     from flywheel.projects import service as projects
     from flywheel.tags import service
 
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    runtime = open_runtime(settings)
     failed = False
-    try:
+    with cli_runtime(data_dir) as runtime:
         with runtime.db.unit_of_work() as session:
             now = runtime.clock()
             if due:
@@ -68,11 +62,6 @@ def run(
                 f"in {run_out.seconds:.2f}s {run_out.error}"
             )
         console.print(f"{len(runs)} tag run(s)")
-    except FlywheelError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    finally:
-        runtime.close()
     if failed:
         raise typer.Exit(1)
 
@@ -80,16 +69,10 @@ def run(
 @tags_app.command("list")
 def list_tags(project: ProjectOpt = "default", data_dir: DataDir = None) -> None:
     """List the project's tags."""
-    from flywheel.bootstrap import open_runtime
     from flywheel.projects import service as projects
     from flywheel.tags import service
 
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    runtime = open_runtime(settings)
-    try:
-        with runtime.db.unit_of_work() as session:
-            project_id = projects.get_by_name(session=session, name=project).id
-            for tag in service.list_tags(session=session, project_id=project_id):
-                typer.echo(f"{tag.id}\t{tag.name}\t{tag.kind}\t{tag.schedule}\t{tag.last_run_day}")
-    finally:
-        runtime.close()
+    with cli_runtime(data_dir) as runtime, runtime.db.unit_of_work() as session:
+        project_id = projects.get_by_name(session=session, name=project).id
+        for tag in service.list_tags(session=session, project_id=project_id):
+            typer.echo(f"{tag.id}\t{tag.name}\t{tag.kind}\t{tag.schedule}\t{tag.last_run_day}")

@@ -39,25 +39,6 @@ def _visible_profile(
     return profile
 
 
-def current_tags(warehouse: Warehouse, project_id: int, user_id: int) -> dict[str, Any]:
-    """Latest value of each tag for the customer, from ``p{project}_tag_values`` if it exists."""
-    table = f"p{int(project_id)}_tag_values"
-    exists = warehouse.fetch(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    )
-    if not exists or not exists[0][0]:
-        return {}
-    # The tag's latest run decides: a customer who dropped out of a rule tag has no row in it,
-    # so an older row of theirs must not show as current.
-    rows = warehouse.fetch(
-        f'SELECT v.tag, v.value FROM "{table}" v JOIN (SELECT tag, max(day) AS day '
-        f'FROM "{table}" GROUP BY tag) latest ON v.tag = latest.tag AND v.day = latest.day '
-        "WHERE v.user_id = ? ORDER BY v.tag",
-        [user_id],
-    )
-    return {str(tag): value for tag, value in rows}
-
-
 def lookup_customer(
     *,
     session: Session,
@@ -124,7 +105,7 @@ def get_customer(
         user_id=user_id,
         identities=pii.mask_identities(identities, reveal=reveal),
         properties=pii.mask_properties(profile, reveal=reveal),
-        tags=current_tags(warehouse, project_id, user_id),
+        tags=warehouse.latest_tag_values(project_id, user_id),
     )
 
 

@@ -1015,26 +1015,9 @@ def user_tags(
 ) -> dict[str, str | None]:
     """Tag name → a customer's value in each tag's latest version (at or before ``day``).
 
-    For the profile lookup. A tag whose latest version does not hold the customer is absent.
+    A tag whose latest version does not hold the customer is absent.
     """
-    warehouse.ensure_project(project_id)
-    table = quote_ident(Tables.for_project(project_id).tag_values)
-    params: dict[str, Any] = {"uid": user_id}
-    until = ""
-    if day is not None:
-        until = " WHERE day <= $day"
-        params["day"] = day
-    rows = (
-        warehouse.cursor()
-        .execute(
-            f"SELECT v.tag, v.value FROM {table} v JOIN (SELECT tag, MAX(day) AS day FROM {table}"
-            f"{until} GROUP BY tag) latest ON v.tag = latest.tag AND v.day = latest.day "
-            "WHERE v.user_id = $uid ORDER BY v.tag",
-            params,
-        )
-        .fetchall()
-    )
-    return {str(r[0]): r[1] for r in rows}
+    return warehouse.latest_tag_values(project_id, user_id, day=day)
 
 
 # -- imported tags --------------------------------------------------------------------------

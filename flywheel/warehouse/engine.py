@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,26 @@ class Warehouse:
         cur = self.cursor().execute(sql, list(params or []))
         names = [d[0] for d in cur.description or []]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def latest_tag_values(
+        self, project_id: int, user_id: int, *, day: date | None = None
+    ) -> dict[str, str | None]:
+        """Tag name → the customer's value in each tag's latest version (at or before ``day``).
+
+        The tag's latest run decides: a customer who dropped out of a rule tag has no row in
+        it, so an older row of theirs must not show as current.
+        """
+        self.ensure_project(project_id)
+        table = f'"p{int(project_id)}_tag_values"'
+        until = " WHERE day <= ?" if day is not None else ""
+        params: list[Any] = [day] if day is not None else []
+        rows = self.fetch(
+            f"SELECT v.tag, v.value FROM {table} v JOIN (SELECT tag, max(day) AS day "
+            f"FROM {table}{until} GROUP BY tag) latest ON v.tag = latest.tag "
+            "AND v.day = latest.day WHERE v.user_id = ? ORDER BY v.tag",
+            [*params, user_id],
+        )
+        return {str(tag): value for tag, value in rows}
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         result: pa.Table = self.cursor().sql(sql, params=list(params or [])).to_arrow_table()

@@ -34,14 +34,21 @@ SECURITY_HEADERS = {
 
 
 def _routers() -> list[Any]:
+    from flywheel.analytics.journey_routes import router as journey_reports_router
     from flywheel.analytics.routes import router as analytics_router
     from flywheel.auth.admin_routes import router as admin_router
     from flywheel.auth.audit_routes import router as audit_router
     from flywheel.auth.routes import router as auth_router
+    from flywheel.channels.advisor_routes import router as advisor_router
+    from flywheel.channels.routes import router as channels_router
+    from flywheel.channels.slot_routes import router as slots_router
+    from flywheel.compliance.routes import router as compliance_router
     from flywheel.content.routes import router as content_router
     from flywheel.identity.routes import router as identity_router
     from flywheel.ingest.routes import api_router as ingest_api_router
     from flywheel.ingest.routes import collect_router
+    from flywheel.journeys.routes import router as journeys_router
+    from flywheel.playbooks.routes import router as playbooks_router
     from flywheel.profiles.routes import router as profiles_router
     from flywheel.projects.routes import router as projects_router
     from flywheel.recommend.routes import router as recommend_router
@@ -62,6 +69,13 @@ def _routers() -> list[Any]:
         recommend_router,
         analytics_router,
         content_router,
+        journeys_router,
+        compliance_router,
+        channels_router,
+        slots_router,
+        advisor_router,
+        playbooks_router,
+        journey_reports_router,
     ]
 
 

@@ -89,10 +89,14 @@ def migrate(data_dir: DataDirOpt = None) -> None:
 
 def _register_subcommands() -> None:
     from flywheel.cli.audit import audit_app
+    from flywheel.cli.channels import channels_app
+    from flywheel.cli.compliance import compliance_app
     from flywheel.cli.content import content_app
     from flywheel.cli.demo import demo_command
     from flywheel.cli.imports import import_app
+    from flywheel.cli.journeys import journeys_app
     from flywheel.cli.keys import keys_app
+    from flywheel.cli.playbooks import playbooks_app
     from flywheel.cli.recommend import recommend_app
     from flywheel.cli.segments import segments_app
     from flywheel.cli.tags import tags_app
@@ -106,6 +110,10 @@ def _register_subcommands() -> None:
     app.add_typer(recommend_app, name="recommend", help="Recommendations: train, evaluate.")
     app.add_typer(audit_app, name="audit", help="Audit trail: verify, show.")
     app.add_typer(content_app, name="content", help="Content: check, import, export.")
+    app.add_typer(journeys_app, name="journeys", help="Journeys: list, validate, publish, export.")
+    app.add_typer(channels_app, name="channels", help="Channels: settings, test sends, stats.")
+    app.add_typer(compliance_app, name="compliance", help="Compliance: opt-outs, lists, caps.")
+    app.add_typer(playbooks_app, name="playbooks", help="Playbooks: list, apply.")
     app.command(name="demo")(demo_command)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from flywheel.core.clock import utc_naive
 from flywheel.core.errors import InvalidInput
 from flywheel.identity import service as identity
+from flywheel.ingest import feed
 from flywheel.ingest import service as ingest_service
 from flywheel.ingest.records import EVENT_TYPES, ITEM_TYPES, PROFILE_TYPES, IngestRecord
 from flywheel.profiles import mirror
@@ -184,6 +185,7 @@ def stage_records(
     checker.flush(session=session, project_id=project_id)
 
     events = _events_table(session, project_id, ops, checker.types[TableKind.EVENTS], now)
+    feed.publish(session=session, project_id=project_id, events=_live_events(ops))
     result.events = events.num_rows if events is not None else 0
     batch = mirror.WarehouseBatch(
         events=events,
@@ -313,6 +315,27 @@ def _events_table(
         return None
     profiles.register_event_properties(session=session, project_id=project_id, pairs=pairs)
     return mirror.build_table(TableKind.EVENTS, base, rows, types)
+
+
+def _live_events(ops: Sequence[_Op]) -> list[feed.LiveEvent]:
+    """The events among ``ops``, for live consumers (journey triggers, waits, goals)."""
+    seen: set[str] = set()
+    found: list[feed.LiveEvent] = []
+    for op in ops:
+        record = op.record
+        if record.type not in EVENT_TYPES or record.event_id in seen:
+            continue
+        seen.add(record.event_id)
+        found.append(
+            feed.LiveEvent(
+                event_id=record.event_id,
+                user_id=op.user_id,
+                event=record.event or DEFAULT_EVENT_NAMES.get(record.type, record.type),
+                time=record.time,
+                properties=op.properties,
+            )
+        )
+    return found
 
 
 def _users_table(

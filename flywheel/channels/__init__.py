@@ -1,0 +1,1 @@
+"""Channels: the message outbox, the dispatcher and the adapters that reach customers."""

@@ -1,0 +1,7 @@
+"""HTTP routes under /api/v1/slots (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/slots", tags=["slots"])

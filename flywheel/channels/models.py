@@ -80,6 +80,8 @@ class Message(Base):
     #: The channel tried now (switches to the spec's fallback when the first is unavailable).
     channel: Mapped[str] = mapped_column(String(32), nullable=False)
     purpose: Mapped[str] = mapped_column(String(16), nullable=False, default="marketing")
+    #: The journey's priority: when several messages compete for a frequency cap, higher wins.
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     #: Per-message data merged into the template context (recommendations, trigger event …).
     context: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     status: Mapped[str] = mapped_column(String(12), nullable=False, default="prepared")

@@ -34,6 +34,7 @@ class NewMessage:
     version_id: int | None = None
     node_id: str | None = None
     variant: str | None = None
+    priority: int = 0
     context: dict[str, Any] = field(default_factory=dict)
     due_at: datetime | None = None
 
@@ -91,6 +92,7 @@ def enqueue(
             "variant": m.variant,
             "channel": m.channel,
             "purpose": m.purpose,
+            "priority": m.priority,
             "context": m.context,
             "status": "prepared",
             "attempts": 0,

@@ -336,6 +336,8 @@ class Schedule(_Model):
 class JourneyDefinition(_Model):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
+    #: Campaign label: journeys sharing it are reported together (campaign report).
+    campaign: str | None = Field(default=None, max_length=100)
     #: marketing (quiet hours, caps, consent for marketing) or service notices.
     purpose: Literal["marketing", "service"] = "marketing"
     #: never: once per customer; after_exit: again once the previous occurrence ended;

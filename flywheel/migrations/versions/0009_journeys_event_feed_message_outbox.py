@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("variant", sa.String(length=64), nullable=True),
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("reason", sa.String(length=64), nullable=True),

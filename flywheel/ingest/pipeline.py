@@ -368,3 +368,28 @@ def _items_table(
         "$is_deleted": [items[k] is None for k in keys],
     }
     return mirror.build_table(TableKind.ITEMS, base, [items[k] or {} for k in keys], types)
+
+
+def set_profile_properties(
+    *, session: Session, project_id: int, values: Mapping[int, Mapping[str, Any]], now: datetime
+) -> int:
+    """``profile_set`` on customers known by user id (e.g. a journey's set-property node), in
+    the caller's transaction, with the warehouse mirror staged in the same transaction.
+
+    :class:`InvalidInput` when a value does not fit the property's registered type.
+    """
+    if not values:
+        return 0
+    checker = profiles.PropertyChecker(profiles.load_schema(session=session, project_id=project_id))
+    current = profiles.load_profiles(session=session, project_id=project_id, user_ids=values)
+    state: dict[int, dict[str, Any] | None] = {}
+    for user_id, props in values.items():
+        checked = checker.check(TableKind.USERS, props)
+        state[user_id] = profiles.apply_profile_operation(
+            current.get(user_id), "profile_set", checked
+        )
+    profiles.save_profiles(session=session, project_id=project_id, profiles=state, now=now)
+    checker.flush(session=session, project_id=project_id)
+    batch = mirror.WarehouseBatch(users=_users_table(state, checker.types[TableKind.USERS], now))
+    mirror.enqueue(session=session, project_id=project_id, batch=batch, now=now)
+    return len(state)

@@ -18,7 +18,7 @@ import csv
 import io
 import time as monotonic
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from flywheel.auth.schemas import Principal
 from flywheel.auth.scope import ADVISOR_PROPERTY, BRANCH_PROPERTY, is_unrestricted, scope_predicate
 from flywheel.core.clock import utc_naive
 from flywheel.core.errors import Conflict, InvalidInput, NotFound
+from flywheel.ingest import feed
 from flywheel.rules.compiler import Compiled, Tables, compile_rule
 from flywheel.rules.schema import InvalidRule, RuleGroup, parse, referenced_segments
 from flywheel.segments.models import Segment, SegmentMember, SegmentRun
@@ -583,6 +584,7 @@ def refresh_segment(
     entered_ids = [int(v) for v in entered.column(0).to_pylist()]
     left_ids = [int(v) for v in left.column(0).to_pylist()]
     _emit_changes(warehouse, project_id, segment, run.id, entered_ids, left_ids, now)
+    _feed_changes(session, project_id, segment, run.id, entered_ids, left_ids, now)
     _mirror_delete(session, segment.id, left_ids)
     _mirror_insert(session, segment.id, entered_ids, now)
     segment.size = fresh.num_rows
@@ -646,6 +648,36 @@ def _emit_changes(
         }
     )
     warehouse.append(project_id, TableKind.EVENTS, batch)
+
+
+def _feed_changes(
+    session: Session,
+    project_id: int,
+    segment: Segment,
+    run_id: int,
+    entered: list[int],
+    left: list[int],
+    now: datetime,
+) -> None:
+    """Membership changes for live consumers (journeys entered on segment change)."""
+    props = {"segment_id": segment.id, "segment_name": segment.name}
+    changes = [(ENTER_EVENT, "enter", u) for u in entered] + [
+        (LEAVE_EVENT, "leave", u) for u in left
+    ]
+    feed.publish(
+        session=session,
+        project_id=project_id,
+        events=[
+            feed.LiveEvent(
+                event_id=f"seg{segment.id}-r{run_id}-{tag}-{uid}",
+                user_id=uid,
+                event=name,
+                time=now,
+                properties=props,
+            )
+            for name, tag, uid in changes
+        ],
+    )
 
 
 def is_due(segment: Segment, now: datetime) -> bool:
@@ -844,3 +876,55 @@ def memberships(*, session: Session, project_id: int, user_id: int) -> list[int]
             .where(Segment.project_id == project_id, SegmentMember.user_id == user_id)
         )
     )
+
+
+def matching_users(
+    *,
+    session: Session,
+    warehouse: Warehouse,
+    project_id: int,
+    rule: RuleGroup,
+    user_ids: Sequence[int],
+    now: datetime,
+) -> set[int]:
+    """Which of ``user_ids`` match ``rule`` now (one query for the whole batch; e.g. a
+    journey's condition node)."""
+    if not user_ids:
+        return set()
+    compiled = _compile(
+        session=session,
+        warehouse=warehouse,
+        project_id=project_id,
+        rule=rule,
+        now=now,
+        output="user_ids",
+    )
+    sql, params = compiled.bound("duckdb")
+    rows = (
+        warehouse.cursor()
+        .execute(
+            f"SELECT q.user_id FROM ({sql}) q WHERE q.user_id IN (SELECT unnest($fw_batch_ids))",
+            {**params, "fw_batch_ids": list(user_ids)},
+        )
+        .fetchall()
+    )
+    return {int(r[0]) for r in rows}
+
+
+def member_ids_after(
+    *, warehouse: Warehouse, project_id: int, segment_id: int, after: int, limit: int
+) -> list[int]:
+    """Members of a segment with user id above ``after``, ascending, at most ``limit`` (for
+    resumable bulk work such as a journey's segment entry)."""
+    tables = Tables.for_project(project_id)
+    warehouse.ensure_project(project_id)
+    rows = (
+        warehouse.cursor()
+        .execute(
+            f"SELECT user_id FROM {quote_ident(tables.segment_members)} WHERE segment_id = $sid "
+            "AND user_id > $after ORDER BY user_id LIMIT $lim",
+            {"sid": segment_id, "after": after, "lim": limit},
+        )
+        .fetchall()
+    )
+    return [int(r[0]) for r in rows]

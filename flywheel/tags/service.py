@@ -16,7 +16,7 @@ import csv
 import io
 import time as monotonic
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -1209,3 +1209,73 @@ def latest_receive_time(*, warehouse: Warehouse, project_id: int) -> datetime | 
         return None
     moment: datetime = row[0]
     return moment.replace(tzinfo=UTC)
+
+
+def set_values(
+    *, warehouse: Warehouse, project_id: int, tag: str, values: Mapping[int, str], now: datetime
+) -> int:
+    """Set ``tag`` for some customers today, keeping everyone else's current value.
+
+    Today's version starts as a copy of the latest one (so a journey's set-tag node changes
+    only its customers); meant for imported (manual) tags — a rule tag's next run recomputes
+    its version.
+    """
+    if not values:
+        return 0
+    table = quote_ident(Tables.for_project(project_id).tag_values)
+    warehouse.ensure_project(project_id)
+    day = sh_today(now)
+    batch = pa.table(
+        {
+            "user_id": pa.array(list(values), pa.int64()),
+            "value": pa.array([str(v) for v in values.values()], pa.string()),
+        }
+    )
+    cur = warehouse.cursor()
+    keys = {"wtag": tag, "wday": day, "wnow": utc_naive(now)}
+    cur.execute("BEGIN")
+    try:
+        cur.execute(
+            f"INSERT INTO {table} SELECT tag, user_id, value, $wday, $wnow FROM {table} "
+            f"WHERE tag = $wtag AND day = (SELECT max(day) FROM {table} WHERE tag = $wtag) "
+            f"AND day < $wday",
+            keys,
+        )
+        cur.register("_fw_set_batch", batch)
+        cur.execute(
+            f"DELETE FROM {table} WHERE tag = $wtag AND day = $wday "
+            "AND user_id IN (SELECT user_id FROM _fw_set_batch)",
+            {"wtag": tag, "wday": day},
+        )
+        cur.execute(
+            f"INSERT INTO {table} SELECT $wtag, b.user_id, b.value, $wday, $wnow "
+            "FROM _fw_set_batch b",
+            keys,
+        )
+        cur.unregister("_fw_set_batch")
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    return len(values)
+
+
+def values_of(
+    *, warehouse: Warehouse, project_id: int, tag: str, user_ids: Sequence[int]
+) -> dict[int, str | None]:
+    """The current value of ``tag`` (its latest version) for each of ``user_ids`` that has one."""
+    if not user_ids:
+        return {}
+    table = quote_ident(Tables.for_project(project_id).tag_values)
+    warehouse.ensure_project(project_id)
+    rows = (
+        warehouse.cursor()
+        .execute(
+            f"SELECT user_id, value FROM {table} WHERE tag = $t "
+            f"AND day = (SELECT max(day) FROM {table} WHERE tag = $t) "
+            "AND user_id IN (SELECT unnest($ids))",
+            {"t": tag, "ids": list(user_ids)},
+        )
+        .fetchall()
+    )
+    return {int(u): v for u, v in rows}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -117,3 +117,39 @@ def enqueue(
         result = session.execute(stmt.returning(Message.id, Message.idempotency_key), chunk)
         ids.update({key: int(mid) for mid, key in result})
     return ids
+
+
+def cancel(*, session: Session, journey_id: int, reason: str, now: datetime) -> int:
+    """Withdraw a journey's unsent messages (status ``blocked`` with ``reason``)."""
+    result = session.execute(
+        update(Message)
+        .where(Message.journey_id == journey_id, Message.status == "prepared")
+        .values(status="blocked", reason=reason, updated_at=utc_naive(now))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def node_outcomes(
+    *, session: Session, journey_id: int, version_id: int | None = None
+) -> list[tuple[str, str, str | None, int]]:
+    """``(node id, status, reason, count)`` of a journey's messages (one version when given)."""
+    query = (
+        select(Message.node_id, Message.status, Message.reason, func.count())
+        .where(Message.journey_id == journey_id)
+        .group_by(Message.node_id, Message.status, Message.reason)
+    )
+    if version_id is not None:
+        query = query.where(Message.version_id == version_id)
+    return [(str(n), str(s), r, int(c)) for n, s, r, c in session.execute(query)]
+
+
+def spec_ids(*, session: Session, owners: dict[str, str]) -> dict[str, int]:
+    """Send spec ids by caller key, for ``{key: owner}`` (keys whose spec is missing absent)."""
+    if not owners:
+        return {}
+    found = dict(
+        session.execute(
+            select(SendSpec.owner, SendSpec.id).where(SendSpec.owner.in_(list(owners.values())))
+        ).all()
+    )
+    return {key: int(found[owner]) for key, owner in owners.items() if owner in found}

@@ -304,6 +304,7 @@ class Engine:
             run = dict(runs.get(node_id) or {})
             if not run or run.get("done"):
                 run = {"started": utc_naive(now).isoformat(), "after": 0, "done": False}
+                self._refresh_segment(session, loaded.project_id, node.segment_id, now)
             ids = segments.member_ids_after(
                 warehouse=runtime.warehouse,
                 project_id=loaded.project_id,
@@ -320,6 +321,23 @@ class Engine:
             version.entry_runs = runs
         log.info("journey_segment_entry", version=version_id, node=node_id, entered=entered)
         return bool(run["done"]), entered
+
+    def _refresh_segment(
+        self, session: Session, project_id: int, segment_id: int, now: datetime
+    ) -> None:
+        """A dynamic segment is recomputed when an entry run starts: customers enter as the
+        segment is now, not as of its last scheduled refresh."""
+        segment = segments.get_segment(
+            session=session, project_id=project_id, segment_id=segment_id
+        )
+        if segment.mode == "dynamic":
+            segments.refresh_segment(
+                session=session,
+                warehouse=self.runtime.warehouse,
+                project_id=project_id,
+                segment_id=segment_id,
+                now=now,
+            )
 
     # -- entering ----------------------------------------------------------------------------
     def _enter(

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from flywheel.channels.models import Message, SendSpec
 from flywheel.core.clock import utc_naive
+from flywheel.store import bulk
 
 
 @dataclass
@@ -80,42 +79,66 @@ def enqueue(
     if not messages:
         return {}
     at = utc_naive(now)
+    connection = session.connection()
+    stamp = bulk.db_datetime(connection, at)
+    empty = bulk.db_json({})
     rows = [
-        {
-            "project_id": project_id,
-            "idempotency_key": m.key,
-            "spec_id": m.spec_id,
-            "journey_id": m.journey_id,
-            "version_id": m.version_id,
-            "node_id": m.node_id,
-            "user_id": m.user_id,
-            "variant": m.variant,
-            "channel": m.channel,
-            "purpose": m.purpose,
-            "priority": m.priority,
-            "context": m.context,
-            "status": "prepared",
-            "attempts": 0,
-            "due_at": utc_naive(m.due_at) if m.due_at is not None else at,
-            "created_at": at,
-            "updated_at": at,
-        }
+        (
+            project_id,
+            m.key,
+            m.spec_id,
+            m.journey_id,
+            m.version_id,
+            m.node_id,
+            m.user_id,
+            m.variant,
+            m.channel,
+            m.purpose,
+            m.priority,
+            bulk.db_json(m.context) if m.context else empty,
+            "prepared",
+            0,
+            stamp
+            if m.due_at is None or m.due_at == now
+            else bulk.db_datetime(connection, m.due_at),
+            stamp,
+            stamp,
+        )
         for m in messages
     ]
-    dialect = session.get_bind().dialect.name
+    # Rows whose key is already there are skipped (ON CONFLICT DO NOTHING: SQLite and
+    # PostgreSQL). The ids of the inserted rows: SQLite has one writer, whose transaction
+    # holds the write lock from the first statement, so they are the ids above the highest
+    # id seen after that lock is taken; PostgreSQL reads them back by key.
+    sqlite = bulk.is_sqlite(connection)
+    if sqlite:
+        connection.exec_driver_sql("UPDATE channel_messages SET id = id WHERE 0")
+        before = int(session.scalar(select(func.coalesce(func.max(Message.id), 0))) or 0)
+    bulk.executemany(
+        connection,
+        "INSERT INTO channel_messages (project_id, idempotency_key, spec_id, journey_id,"
+        " version_id, node_id, user_id, variant, channel, purpose, priority, context, status,"
+        " attempts, due_at, created_at, updated_at) VALUES"
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (idempotency_key) DO NOTHING",
+        rows,
+    )
     ids: dict[str, int] = {}
-    for start in range(0, len(rows), 5000):
-        chunk = rows[start : start + 5000]
-        if dialect == "postgresql":
-            stmt: Any = pg_insert(Message).on_conflict_do_nothing(
-                index_elements=["idempotency_key"]
+    if sqlite:
+        found = session.execute(
+            select(Message.id, Message.idempotency_key).where(Message.id > before)
+        )
+        ids = {str(key): int(mid) for mid, key in found}
+    else:
+        keys = [m.key for m in messages]
+        for start in range(0, len(keys), 10_000):
+            found = session.execute(
+                select(Message.id, Message.idempotency_key).where(
+                    Message.idempotency_key.in_(keys[start : start + 10_000]),
+                    Message.created_at == at,
+                )
             )
-        elif dialect == "sqlite":
-            stmt = sqlite_insert(Message).on_conflict_do_nothing(index_elements=["idempotency_key"])
-        else:  # pragma: no cover - other dialects take the portable path
-            stmt = insert(Message)
-        result = session.execute(stmt.returning(Message.id, Message.idempotency_key), chunk)
-        ids.update({key: int(mid) for mid, key in result})
+            ids.update({str(key): int(mid) for mid, key in found})
     return ids
 
 

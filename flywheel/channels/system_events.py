@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy.orm import Session
 
 from flywheel.core.clock import utc_naive
 from flywheel.profiles import mirror
 from flywheel.profiles import service as profiles
-from flywheel.warehouse.engine import PropertyType, TableKind
+from flywheel.warehouse.engine import ARROW_TYPES, BASE_ARROW, PropertyType, TableKind
 
 JOURNEY_ENTER = "$JourneyEnter"
 NODE_ENTER = "$JourneyNodeEnter"
@@ -56,6 +58,7 @@ PROPERTY_TYPES: dict[str, PropertyType] = {
     "reason": PropertyType.STRING,
     "goal": PropertyType.STRING,
 }
+_SCHEMA = pa.schema([(name, ARROW_TYPES[ptype]) for name, ptype in PROPERTY_TYPES.items()])
 _SAMPLE: dict[str, Any] = {
     name: 1 if ptype is PropertyType.NUMBER else "x" for name, ptype in PROPERTY_TYPES.items()
 }
@@ -82,21 +85,35 @@ def emit(
     checker.check(TableKind.EVENTS, _SAMPLE)  # registers the types once; raises on a clash
     checker.flush(session=session, project_id=project_id)
     received = utc_naive(now)
-    base: dict[str, list[Any]] = {
-        "id": [e.id for e in events],
-        "user_id": [e.user_id for e in events],
-        "distinct_id": [str(e.user_id) for e in events],
-        "event": [e.event for e in events],
-        "time": [utc_naive(e.time) for e in events],
-        "$receive_time": [received] * len(events),
+    naive: dict[datetime, datetime] = {}
+
+    def utc(moment: datetime) -> datetime:
+        found = naive.get(moment)
+        if found is None:
+            found = naive[moment] = utc_naive(moment)
+        return found
+
+    columns: dict[str, pa.Array] = {
+        "id": pa.array([e.id for e in events], BASE_ARROW["id"]),
+        "user_id": pa.array([e.user_id for e in events], BASE_ARROW["user_id"]),
+        "distinct_id": pa.array([str(e.user_id) for e in events], BASE_ARROW["distinct_id"]),
+        "event": pa.array([e.event for e in events], BASE_ARROW["event"]),
+        "time": pa.array([utc(e.time) for e in events], BASE_ARROW["time"]),
+        "$receive_time": pa.array([received] * len(events), BASE_ARROW["$receive_time"]),
     }
-    names = {e.event for e in events}
-    pairs = {(n, "") for n in names}
-    pairs.update((e.event, p) for e in events for p in e.properties)
+    props = pa.Table.from_pylist([e.properties for e in events], schema=_SCHEMA)
+    pairs = {(str(n), "") for n in pc.unique(columns["event"]).to_pylist()}
+    for name in props.column_names:
+        column = props.column(name).combine_chunks()
+        if column.null_count == len(column):
+            continue
+        columns[name] = column
+        carrying = pc.unique(columns["event"].filter(column.is_valid())).to_pylist()
+        pairs.update((str(event), name) for event in carrying)
     profiles.register_event_properties(session=session, project_id=project_id, pairs=pairs)
-    table = mirror.build_table(
-        TableKind.EVENTS, base, [e.properties for e in events], PROPERTY_TYPES
-    )
     mirror.enqueue(
-        session=session, project_id=project_id, batch=mirror.WarehouseBatch(events=table), now=now
+        session=session,
+        project_id=project_id,
+        batch=mirror.WarehouseBatch(events=pa.table(columns)),
+        now=now,
     )

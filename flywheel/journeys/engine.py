@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter as PromCounter
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -70,6 +70,7 @@ from flywheel.recommend import service as recommend_service
 from flywheel.runtime import Runtime
 from flywheel.segments import service as segments
 from flywheel.segments.service import ENTER_EVENT, LEAVE_EVENT
+from flywheel.store import bulk
 from flywheel.tags import service as tags
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,7 @@ DUE_BATCH = 10_000
 FEED_BATCH = 5_000
 DEFAULT_TRADING_TIME = time(9, 30)
 SENDING_TYPES = ("send", "webhook", "advisor_task")
+SILENT_TYPES = ENTRY_TYPES | {"exit", *SENDING_TYPES}
 
 
 # -- loaded versions -----------------------------------------------------------------------------
@@ -451,7 +453,9 @@ class Engine:
             for cursor in cursors:
                 cursor.node_id = node_id
                 cursor.path.append(node_id)
-                if node.type not in ENTRY_TYPES and node.type != "exit":
+                # Entries, exits and sends have their own event ($JourneyEnter, $JourneyExit,
+                # $MessagePrepared — each with the node id): no second event for the node.
+                if node.type not in SILENT_TYPES:
                     batch.events.append(
                         SystemEvent(
                             id=f"j{batch.loaded.journey_id}:u{cursor.user_id}:o{cursor.occurrence}"
@@ -710,48 +714,58 @@ class Engine:
         at = utc_naive(batch.now)
         new = [c for c in batch.settled if c.state_id is None]
         old = [c for c in batch.settled if c.state_id is not None]
-        if new:
-            session.execute(
-                insert(JourneyState),
-                [
-                    {
-                        "project_id": loaded.project_id,
-                        "journey_id": loaded.journey_id,
-                        "version_id": loaded.version_id,
-                        "user_id": c.user_id,
-                        "occurrence": c.occurrence,
-                        "node_id": c.node_id,
-                        "status": c.status,
-                        "wake_at": c.wake_at,
-                        "wait_event": c.wait_event,
-                        "variant": c.variant,
-                        "path": _path(c.path),
-                        "context": c.context,
-                        "entered_at": c.entered_at,
-                        "updated_at": at,
-                    }
-                    for c in new
-                ],
-            )
-        if old:
-            session.execute(
-                update(JourneyState),
-                [
-                    {
-                        "id": c.state_id,
-                        "version_id": loaded.version_id,
-                        "node_id": c.node_id,
-                        "status": c.status,
-                        "wake_at": c.wake_at,
-                        "wait_event": c.wait_event,
-                        "variant": c.variant,
-                        "path": _path(c.path),
-                        "context": c.context,
-                        "updated_at": at,
-                    }
-                    for c in old
-                ],
-            )
+        connection = session.connection()
+        stamp = bulk.db_datetime(connection, at)
+        empty = bulk.db_json({})
+
+        def when(moment: datetime | None) -> Any:
+            return stamp if moment == at else bulk.db_datetime(connection, moment)
+
+        bulk.executemany(
+            connection,
+            "INSERT INTO journey_states (project_id, journey_id, version_id, user_id, occurrence,"
+            " node_id, status, wake_at, wait_event, variant, path, context, entered_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    loaded.project_id,
+                    loaded.journey_id,
+                    loaded.version_id,
+                    c.user_id,
+                    c.occurrence,
+                    c.node_id,
+                    c.status,
+                    when(c.wake_at),
+                    c.wait_event,
+                    c.variant,
+                    _path(c.path),
+                    bulk.db_json(c.context) if c.context else empty,
+                    when(c.entered_at),
+                    stamp,
+                )
+                for c in new
+            ],
+        )
+        bulk.executemany(
+            connection,
+            "UPDATE journey_states SET version_id = ?, node_id = ?, status = ?, wake_at = ?,"
+            " wait_event = ?, variant = ?, path = ?, context = ?, updated_at = ? WHERE id = ?",
+            [
+                (
+                    loaded.version_id,
+                    c.node_id,
+                    c.status,
+                    when(c.wake_at),
+                    c.wait_event,
+                    c.variant,
+                    _path(c.path),
+                    bulk.db_json(c.context) if c.context else empty,
+                    stamp,
+                    c.state_id,
+                )
+                for c in old
+            ],
+        )
         if batch.properties:
             ingest_pipeline.set_profile_properties(
                 session=session,

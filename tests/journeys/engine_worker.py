@@ -1,0 +1,30 @@
+"""Runs the journey engine until idle in its own process (the kill -9 test's victim).
+
+    python tests/journeys/engine_worker.py DATA_DIR CHUNK
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from flywheel.bootstrap import open_runtime
+from flywheel.config import Settings
+from flywheel.journeys import engine
+
+
+def main() -> None:
+    data_dir, chunk = Path(sys.argv[1]), int(sys.argv[2])
+    engine.ENTRY_CHUNK = chunk
+    runtime = open_runtime(Settings(env="test", data_dir=data_dir, log_level="WARNING"))
+    try:
+        worker = engine.Engine(runtime)
+        while worker.run_once():
+            print("step", flush=True)
+    finally:
+        runtime.close()
+    print("idle", flush=True)
+
+
+if __name__ == "__main__":
+    main()

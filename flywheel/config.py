@@ -69,6 +69,44 @@ class Settings(BaseSettings):
     oidc_username_claim: str = "preferred_username"
     #: Where the browser lands after a successful OIDC login.
     oidc_post_login_redirect: str = "/"
+    #: S3-compatible media storage for content images (disk under data_dir when bucket unset).
+    #: Endpoint of MinIO / Ceph / OSS / COS (``https://…``); empty for AWS S3 itself.
+    media_s3_endpoint: str | None = None
+    media_s3_bucket: str | None = None
+    #: Keys (empty: boto3's usual chain — environment, instance profile …).
+    media_s3_access_key: str = ""
+    media_s3_secret_key: str = ""
+    media_s3_region: str = "us-east-1"
+    #: Key prefix inside the bucket, e.g. ``flywheel/`` (objects: ``{prefix}p{project}/<name>``).
+    media_s3_prefix: str = ""
+    #: ``path`` (MinIO, most on-premises services), ``virtual`` or ``auto``.
+    media_s3_addressing_style: Literal["path", "virtual", "auto"] = "path"
+
+    #: Dispatcher (flywheel/channels/dispatch.py): messages claimed per batch, how long a
+    #: claimed message stays leased before another dispatcher may send it again (same
+    #: idempotency key), retries before dead-lettering, exponential backoff with jitter.
+    dispatch_batch_size: int = Field(default=500, ge=1, le=20_000)
+    dispatch_interval_seconds: float = Field(default=0.2, gt=0)
+    dispatch_lease_seconds: float = Field(default=120.0, gt=0)
+    dispatch_max_attempts: int = Field(default=8, ge=1)
+    dispatch_retry_base_seconds: float = Field(default=30.0, gt=0)
+    dispatch_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    #: Webhook channel: per-request timeout and concurrent requests per dispatcher.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=64, ge=1)
+    #: Email channel (SMTP via aiosmtplib). ``smtp_tls`` = implicit TLS (465); ``smtp_starttls``
+    #: upgrades a plain connection (587).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Flywheel <noreply@localhost>"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Public base URL customers and providers reach this server at: tracked links (/l/…),
+    #: one-click unsubscribe (/u/…) and provider receipt callbacks (/callbacks/…).
+    public_url: str = "http://127.0.0.1:8000"
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

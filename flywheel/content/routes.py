@@ -250,7 +250,7 @@ def upload_image(
     file: Annotated[UploadFile, File(description="PNG, JPEG, GIF or WebP image")],
 ) -> MediaOut:
     data = file.file.read(storage.MAX_IMAGE_BYTES + 1)
-    name = storage.local_store(runtime.settings.data_dir).put(project_id=project_id, data=data)
+    name = storage.media_store(runtime.settings).put(project_id=project_id, data=data)
     return MediaOut(name=name, size=len(data), url=f"/api/v1/content/media/{name}")
 
 
@@ -258,7 +258,24 @@ def upload_image(
 def get_image(
     name: Annotated[str, Path(max_length=80)], runtime: RuntimeDep, project_id: ProjectId, _: Reader
 ) -> Response:
-    data, content_type = storage.local_store(runtime.settings.data_dir).get(
-        project_id=project_id, name=name
-    )
+    data, content_type = storage.media_store(runtime.settings).get(project_id=project_id, name=name)
     return Response(content=data, media_type=content_type)
+
+
+@router.delete("/media/{name}", status_code=204)
+def delete_image(
+    name: Annotated[str, Path(max_length=80)],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    project_id: ProjectId,
+    who: Writer,
+) -> Response:
+    service.delete_media(
+        session=session,
+        store=storage.media_store(runtime.settings),
+        project_id=project_id,
+        name=name,
+        actor=who.actor,
+        now=runtime.clock(),
+    )
+    return Response(status_code=204)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from flywheel.audit import service as audit
@@ -38,6 +38,7 @@ from flywheel.content.schemas import (
     SmsOut,
     VersionOut,
 )
+from flywheel.content.storage import MediaStore
 from flywheel.core.clock import utc_naive
 from flywheel.core.errors import Conflict, FlywheelError, InvalidInput, NotFound
 from flywheel.profiles import service as profiles
@@ -575,6 +576,36 @@ def import_content(
     )
     session.flush()
     return report
+
+
+def delete_media(
+    *, session: Session, store: MediaStore, project_id: int, name: str, actor: str, now: datetime
+) -> None:
+    """Delete a stored image (audited ``content.media_deleted``).
+
+    :class:`Conflict` while any version of the project's content references it (in
+    ``fields``); :class:`NotFound` when the store has no such image.
+    """
+    used = session.scalar(
+        select(ContentVersion.item_id)
+        .where(
+            ContentVersion.project_id == project_id,
+            cast(ContentVersion.fields, String).contains(name, autoescape=True),
+        )
+        .limit(1)
+    )
+    if used is not None:
+        raise Conflict(f"image {name} is used by content {used}; edit that content first")
+    store.delete(project_id=project_id, name=name)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="content.media_deleted",
+        target=f"media:{name}",
+        detail={},
+        project_id=project_id,
+        now=now,
+    )
 
 
 def export_content(

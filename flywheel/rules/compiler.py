@@ -130,9 +130,11 @@ class Compiled:
         DuckDB takes Python values; chDB/ClickHouse takes each value as text, parsed by the
         server with the placeholder's declared type.
         """
+        used = {str(node.name) for node in self.tree.find_all(exp.Placeholder)}
+        params = {k: v for k, v in self.params.items() if k in used}  # dropped predicates
         if dialect == "duckdb":
-            return self.sql(dialect), dict(self.params)
-        return self.sql(dialect), {k: _ch_text(v) for k, v in self.params.items()}
+            return self.sql(dialect), params
+        return self.sql(dialect), {k: _ch_text(v) for k, v in params.items()}
 
 
 def _ch_text(value: Any) -> str:

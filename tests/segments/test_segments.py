@@ -573,3 +573,37 @@ def test_assets_over_500k_for_20_trading_days_no_margin_c3_plus(runtime: Runtime
         ],
     }
     assert _ids(runtime, rule) == {1, 5}
+
+
+def test_rules_on_properties_nobody_has_yet_bind_only_the_values_they_use(
+    client: TestClient, loaded: Runtime, admin_headers: dict[str, str]
+) -> None:
+    """Predicates on a missing property (event filter, profile rule) are treated as unset next
+    to real predicates, and the query binds only the values it uses."""
+    rule = {
+        "relation": "and",
+        "rules": [
+            {
+                "type": "event_rule",
+                "measure": {"event": "BuyFund", "aggregator": "count"},
+                "window": {"relative_days": 30},
+                "filters": {
+                    "conditions": [
+                        {"field": "no_such_prop", "function": "in", "params": ["a", "b"]}
+                    ]
+                },
+                "function": "gte",
+                "params": [1],
+            },
+            {
+                "type": "profile_rule",
+                "field": "no_such_prop",
+                "function": "notIn",
+                "params": ["a", "b", "c"],
+            },
+            CANONICAL["rules"][0],
+        ],
+    }
+    answer = client.post("/api/v1/segments/preview", json={"rule": rule}, headers=admin_headers)
+    assert answer.status_code == 200, answer.text
+    assert any("no_such_prop" in w for w in answer.json()["warnings"])

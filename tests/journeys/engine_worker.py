@@ -1,6 +1,6 @@
 """Runs the journey engine until idle in its own process (the kill -9 test's victim).
 
-    python tests/journeys/engine_worker.py DATA_DIR CHUNK
+python tests/journeys/engine_worker.py DATA_DIR CHUNK
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ def main() -> None:
     try:
         worker = engine.Engine(runtime)
         while worker.run_once():
-            print("step", flush=True)
+            sys.stdout.write("step\n")
+            sys.stdout.flush()
     finally:
         runtime.close()
-    print("idle", flush=True)
+    sys.stdout.write("idle\n")
 
 
 if __name__ == "__main__":

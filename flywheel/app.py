@@ -34,6 +34,7 @@ SECURITY_HEADERS = {
 
 
 def _routers() -> list[Any]:
+    from flywheel.analytics import journey_routes
     from flywheel.analytics.journey_routes import router as journey_reports_router
     from flywheel.analytics.routes import router as analytics_router
     from flywheel.auth.admin_routes import router as admin_router
@@ -41,6 +42,9 @@ def _routers() -> list[Any]:
     from flywheel.auth.routes import router as auth_router
     from flywheel.channels.advisor_routes import router as advisor_router
     from flywheel.channels.routes import router as channels_router
+    from flywheel.channels.settings_routes import public_router as channels_public_router
+    from flywheel.channels.settings_routes import router as channel_accounts_router
+    from flywheel.channels.settings_routes import stats_router as channel_stats_router
     from flywheel.channels.slot_routes import router as slots_router
     from flywheel.compliance.routes import router as compliance_router
     from flywheel.content.routes import router as content_router
@@ -72,10 +76,15 @@ def _routers() -> list[Any]:
         journeys_router,
         compliance_router,
         channels_router,
+        channel_accounts_router,
+        channel_stats_router,
+        channels_public_router,
         slots_router,
         advisor_router,
         playbooks_router,
         journey_reports_router,
+        journey_routes.campaign_router,
+        journey_routes.prices_router,
     ]
 
 

@@ -33,6 +33,9 @@ PERMISSIONS: dict[str, str] = {
     "analytics:read": "run analyses and reports",
     "analytics:write": "save, edit and delete analyses and dashboard metrics",
     "advisor:tasks": "work the advisor task inbox",
+    "compliance:read": "see compliance settings, consents, opt-outs and black/white lists",
+    "compliance:admin": "change compliance settings, consents, opt-outs and lists (audited)",
+    "slots:read": "serve in-app slot content to app users and record shows, clicks, dismissals",
     "audit:read": "read the audit log",
     "admin:users": "manage console users and roles",
 }
@@ -60,6 +63,7 @@ ROLES: dict[str, frozenset[str]] = {
             "recommend:write",
             "analytics:read",
             "analytics:write",
+            "compliance:read",
         }
     ),
     "analyst": frozenset(
@@ -85,8 +89,12 @@ ROLES: dict[str, frozenset[str]] = {
             "content:approve",
             "channels:read",
             "analytics:read",
+            "compliance:read",
+            "compliance:admin",
         }
     ),
     "advisor": frozenset({"projects:read", "customers:read", "advisor:tasks", "recommend:read"}),
     "auditor": frozenset({"projects:read", "audit:read"}),
+    #: An app backend (mobile app / web site server) serving in-app slots with an API token.
+    "app_backend": frozenset({"projects:read", "slots:read"}),
 }

@@ -12,8 +12,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
+
+from sqlalchemy.orm import Session
 
 from flywheel.config import Settings
 
@@ -44,6 +47,11 @@ class Outgoing:
     version_id: int | None = None
     node_id: str | None = None
     variant: str | None = None
+    #: Send attempt number (1 for the first); a re-send after a crash keeps the key.
+    attempt: int = 1
+    #: The customer's profile properties, for adapters that need more than the address
+    #: (advisor task: branch). Personal data: never log it or add it to payloads by default.
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 class OutcomeKind(StrEnum):
@@ -86,6 +94,12 @@ class Channel(ABC):
     #: Customer-facing channels pass the whole gate; internal ones (advisor tasks) skip quiet
     #: hours, caps and consent but keep suitability and content approval.
     customer_facing: ClassVar[bool] = True
+    #: Whether the adapter talks to a provider account that rate limits, retries and a
+    #: circuit breaker protect (``resilience.guard``); not webhooks (one endpoint per
+    #: journey, the dispatcher's backoff applies) nor SMTP relays configured in settings.
+    provider_guarded: ClassVar[bool] = True
+    #: Whether :meth:`address` reads ``identities`` (the dispatcher loads them only then).
+    needs_identities: ClassVar[bool] = True
 
     def __init__(self, context: ChannelContext) -> None:
         self.context = context
@@ -108,6 +122,19 @@ class Channel(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+class StoringChannel(Channel):
+    """A channel whose delivery is a row in Flywheel's own database (in-app slot card,
+    advisor task). The dispatcher calls :meth:`store` inside the transaction that records the
+    outcomes, so the row and the message status commit together (exactly once)."""
+
+    @abstractmethod
+    def store(self, session: Session, messages: Sequence[Outgoing], now: datetime) -> list[Outcome]:
+        """Write the rows for ``messages`` (flush only); one outcome per message, in order."""
+
+    async def send(self, messages: Sequence[Outgoing]) -> list[Outcome]:
+        raise NotImplementedError("a storing channel is delivered with store()")
 
 
 ChannelFactory = Callable[[ChannelContext], Channel]

@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import String, cast, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flywheel.audit import service as audit
@@ -80,17 +82,27 @@ def _seed(session: Session, project_id: int, now: datetime) -> None:
         ("promotion_trigger", checker.DEFAULT_TRIGGERS),
         ("suitability_note", checker.DEFAULT_SUITABILITY),
     )
-    for rule, phrases in lists:
-        for phrase in phrases:
-            session.add(
-                ContentPhrase(
-                    project_id=project_id,
-                    rule=rule,
-                    phrase=phrase,
-                    updated_by="system",
-                    updated_at=utc_naive(now),
-                )
-            )
+    rows = [
+        {
+            "project_id": project_id,
+            "rule": rule,
+            "phrase": phrase,
+            "updated_by": "system",
+            "updated_at": utc_naive(now),
+        }
+        for rule, phrases in lists
+        for phrase in phrases
+    ]
+    # Two sessions may seed a fresh project at once (e.g. two dispatchers): the second
+    # one's rows are already there.
+    dialect = session.get_bind().dialect.name
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert_(ContentPhrase).on_conflict_do_nothing(
+            index_elements=["project_id", "rule", "phrase"]
+        ),
+        rows,
+    )
     session.flush()
 
 

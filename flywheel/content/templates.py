@@ -17,19 +17,21 @@ Chinese message — is UCS-2: 70 characters single, 67 per part (counted in UTF-
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import Template, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.runtime import ChainableUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flywheel.core.errors import InvalidInput
 
-ALLOWED_VARIABLES = frozenset({"user", "tags", "recommendations", "product"})
+#: ``event`` is the journey's trigger event (its properties), set by the dispatcher.
+ALLOWED_VARIABLES = frozenset({"user", "tags", "recommendations", "product", "event"})
 MAX_OUTPUT = 100_000
 
 
@@ -129,6 +131,13 @@ def _with_fallbacks(context: Mapping[str, Any], fallbacks: Mapping[str, str]) ->
     return result
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str, html: bool) -> Template:
+    """Validated and compiled once per source (the dispatcher renders one source many times)."""
+    validate(source)
+    return (_HTML if html else _PLAIN).from_string(source)
+
+
 def render_text(
     source: str,
     context: Mapping[str, Any],
@@ -140,10 +149,9 @@ def render_text(
 
     :class:`TemplateRejected` for an invalid or unsafe template.
     """
-    validate(source)
-    env = _HTML if html else _PLAIN
+    template = _compiled(source, html)
     try:
-        output = env.from_string(source).render(_with_fallbacks(context, fallbacks or {}))
+        output = template.render(_with_fallbacks(context, fallbacks or {}))
     except (SecurityError, UndefinedError, TypeError, ValueError, OverflowError) as exc:
         raise TemplateRejected(f"template refused at render time: {exc}") from exc
     if len(output) > MAX_OUTPUT:

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flywheel.store import Base, utcnow_column
@@ -50,4 +61,23 @@ class SavedAnalysis(Base):
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = utcnow_column()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)
+
+
+class ChannelPrice(Base):
+    """What one unit of a channel costs the brokerage (CNY), for journey and campaign reports.
+
+    ``unit``: ``message`` (every message sent is billed once) or ``sms_segment`` (billed per
+    70-character SMS segment, 67 per part of a long message).
+    """
+
+    __tablename__ = "analytics_channel_prices"
+    __table_args__ = (UniqueConstraint("project_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), nullable=False)
+    channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    unit: Mapped[str] = mapped_column(String(16), nullable=False, default="message")
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 4), nullable=False)
+    updated_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(), nullable=False)

@@ -400,3 +400,183 @@ class DashboardMetricOut(BaseModel):
 class DashboardOut(BaseModel):
     dashboard: str
     metrics: list[DashboardMetricOut]
+
+
+# -- journey and campaign reports ------------------------------------------------------------
+#: Drill-down dimensions of a journey report.
+ReportBreakdown = Literal["channel", "branch", "variant", "segment"]
+#: How a channel bills: per message sent, or per SMS segment.
+PriceUnit = Literal["message", "sms_segment"]
+
+
+class NodeMetrics(BaseModel):
+    """Counts of one journey node (or one node within a drill-down group).
+
+    ``entered``: node entries (a customer re-entering counts again); ``users``: distinct
+    customers who entered. Message counts are messages that reached the stage (a delivered
+    message also counts as sent). ``converted``: customers who entered the node and reached the
+    primary goal afterwards (within its window from their journey entry). See
+    ``docs/analytics.md`` for how entry, exit and sending nodes are counted.
+    """
+
+    entered: int = 0
+    users: int = 0
+    prepared: int = 0
+    sent: int = 0
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+    failed: int = 0
+    blocked: int = 0
+    blocked_by_reason: dict[str, int] = Field(default_factory=dict)
+    converted: int | None = None
+
+
+class JourneyNodeReport(NodeMetrics):
+    node_id: str
+    type: str
+    label: str | None = None
+    #: Conversions credited to this node by last touch (its message was the last sent before
+    #: the conversion).
+    attributed_conversions: int = 0
+    cost: float = 0.0
+
+
+class GoalReport(BaseModel):
+    """One goal: a journey goal metric (``kind`` metric, keyed by its event) or a goal node
+    (``kind`` node, keyed by the node id, counted from ``$JourneyGoal``)."""
+
+    key: str
+    kind: Literal["metric", "node"]
+    event: str
+    window_seconds: int
+    conversions: int
+    rate: float | None
+
+
+class VariantReport(BaseModel):
+    """Conversion to the primary goal of one variant; statistics versus the baseline (None
+    for the baseline itself)."""
+
+    variant: str
+    baseline: bool
+    users: int
+    conversions: int
+    rate: float | None
+    planned_share: float | None = None
+    difference: float | None = None
+    lift: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    always_valid_p_value: float | None = None
+    chance_to_win: float | None = None
+
+
+class ExperimentReport(BaseModel):
+    goal: str | None
+    baseline: str | None
+    alpha: float
+    #: Sample-ratio-mismatch p-value against the planned split (None without a plan).
+    srm_p_value: float | None
+    variants: list[VariantReport]
+    note: str | None = None
+
+
+class ChannelCost(BaseModel):
+    channel: str
+    unit: PriceUnit | None
+    unit_price: float | None
+    messages_sent: int
+    billed_units: int
+    cost: float
+    #: Conversions credited to the channel by last touch.
+    conversions: int
+    cost_per_conversion: float | None
+
+
+class BreakdownRow(NodeMetrics):
+    group: str | None
+    node_id: str
+
+
+class JourneyReportOut(BaseModel):
+    journey_id: int
+    name: str
+    campaign: str | None
+    version: int | None
+    from_date: date | None
+    to_date: date | None
+    generated_at: datetime
+    currency: Literal["CNY"] = "CNY"
+    entrants: int
+    conversions: int | None
+    conversion_rate: float | None
+    primary_goal: str | None
+    nodes: list[JourneyNodeReport]
+    goals: list[GoalReport]
+    experiment: ExperimentReport
+    channels: list[ChannelCost]
+    cost_total: float
+    cost_per_conversion: float | None
+    breakdown_by: ReportBreakdown | None = None
+    breakdown: list[BreakdownRow] = Field(default_factory=list)
+
+
+class CampaignJourneyRow(NodeMetrics):
+    """One journey of a campaign (or the campaign total, ``journey_id`` None)."""
+
+    journey_id: int | None
+    name: str
+    entrants: int = 0
+    conversions: int | None = None
+    conversion_rate: float | None = None
+    cost: float = 0.0
+
+
+class CampaignReportOut(BaseModel):
+    campaign: str
+    from_date: date | None
+    to_date: date | None
+    generated_at: datetime
+    currency: Literal["CNY"] = "CNY"
+    total: CampaignJourneyRow
+    journeys: list[CampaignJourneyRow]
+    channels: list[ChannelCost]
+    cost_per_conversion: float | None
+
+
+class ChannelPriceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: PriceUnit = "message"
+    #: CNY per unit, e.g. 0.045 for an SMS segment.
+    unit_price: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+
+
+class ChannelPriceOut(BaseModel):
+    channel: str
+    unit: PriceUnit
+    unit_price: float
+    currency: Literal["CNY"] = "CNY"
+    updated_by: str
+    updated_at: datetime
+
+
+class LiveNodeCounts(BaseModel):
+    """Live numbers of one node: engine counters, customers there now, message statuses."""
+
+    node_id: str
+    type: str
+    #: Customers in flight at the node now (active or waiting).
+    active: int
+    counters: dict[str, int]
+    messages: dict[str, int]
+    blocked: dict[str, int]
+
+
+class LiveCountsOut(BaseModel):
+    journey_id: int
+    version: int | None
+    nodes: list[LiveNodeCounts]

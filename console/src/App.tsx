@@ -21,6 +21,11 @@ const LOADERS = {
   recommend: () => import("./pages/RecommendPage"),
   analytics: () => import("./pages/AnalyticsPage"),
   admin: () => import("./pages/AdminPage"),
+  journeys: () => import("./pages/JourneysPage"),
+  content: () => import("./pages/ContentPage"),
+  playbooks: () => import("./pages/PlaybooksPage"),
+  channels: () => import("./pages/ChannelsPage"),
+  advisor: () => import("./pages/AdvisorPage"),
 };
 const LoginPage = lazy(LOADERS.login);
 const OverviewPage = lazy(LOADERS.overview);
@@ -30,6 +35,11 @@ const SegmentsPage = lazy(LOADERS.segments);
 const RecommendPage = lazy(LOADERS.recommend);
 const AnalyticsPage = lazy(LOADERS.analytics);
 const AdminPage = lazy(LOADERS.admin);
+const JourneysPage = lazy(LOADERS.journeys);
+const ContentPage = lazy(LOADERS.content);
+const PlaybooksPage = lazy(LOADERS.playbooks);
+const ChannelsPage = lazy(LOADERS.channels);
+const AdvisorPage = lazy(LOADERS.advisor);
 
 // Fetch the chunk of the page being opened while /auth/me is checked, not after.
 const opening = window.location.pathname;
@@ -46,6 +56,11 @@ const PAGES: Record<string, ReactNode> = {
   recommend: <RecommendPage />,
   analytics: <AnalyticsPage />,
   admin: <AdminPage />,
+  journeys: <JourneysPage />,
+  content: <ContentPage />,
+  playbooks: <PlaybooksPage />,
+  channels: <ChannelsPage />,
+  advisor: <AdvisorPage />,
 };
 
 function Loading() {

@@ -37,7 +37,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 #: Users of the e2e server, by role.
-USERS = {"admin": "admin", "marketer": "marketer1", "auditor": "auditor1"}
+USERS = {
+    "admin": "admin",
+    "marketer": "marketer1",
+    "auditor": "auditor1",
+    "compliance": "compliance1",
+}
 
 
 def _require_e2e() -> None:

@@ -72,7 +72,7 @@ def test_paths_outside_the_build_are_not_served(console: TestClient) -> None:
 def test_api_paths_stay_json_404s_and_routes_still_win(
     console: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    missing = console.get("/api/v1/journeys", headers=admin_headers)
+    missing = console.get("/api/v1/not-built-yet", headers=admin_headers)
     assert missing.status_code == 404
     assert missing.json() == {"detail": "Not Found"}
     assert console.post("/api/v1/nothing-here", json={}).status_code == 404

@@ -7,13 +7,16 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly detail: unknown;
+  /** The whole JSON answer (e.g. a journey publish refusal carries ``problems``). */
+  readonly body: unknown;
 
-  constructor(status: number, code: string, message: string, detail?: unknown) {
+  constructor(status: number, code: string, message: string, detail?: unknown, body?: unknown) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.detail = detail;
+    this.body = body ?? null;
   }
 
   /** The endpoint does not exist on this server yet (route not built). */
@@ -56,8 +59,9 @@ async function parseError(response: Response): Promise<ApiError> {
   let code = `http_${response.status}`;
   let message = response.statusText || `HTTP ${response.status}`;
   let detail: unknown;
+  let body: unknown;
   try {
-    const body: unknown = await response.json();
+    body = await response.json();
     if (body && typeof body === "object") {
       const record = body as Record<string, unknown>;
       if (typeof record.error === "string") code = record.error;
@@ -72,7 +76,7 @@ async function parseError(response: Response): Promise<ApiError> {
   } catch {
     // not JSON: keep the status text
   }
-  return new ApiError(response.status, code, message, detail);
+  return new ApiError(response.status, code, message, detail, body);
 }
 
 export async function request<T>(
@@ -105,6 +109,7 @@ export const api = {
     request<T>("GET", path, { query, signal }),
   post: <T>(path: string, body?: unknown, query?: Query, signal?: AbortSignal) =>
     request<T>("POST", path, { body, query, signal }),
+  put: <T>(path: string, body?: unknown) => request<T>("PUT", path, { body }),
   patch: <T>(path: string, body?: unknown) => request<T>("PATCH", path, { body }),
   del: <T>(path: string) => request<T>("DELETE", path),
 };

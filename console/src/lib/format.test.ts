@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { formatTime } from "./format";
+import { beijingMidnightUtc, formatTime } from "./format";
 
 describe("formatTime", () => {
   it("shows naive UTC from the API in Beijing time", () => {
@@ -15,5 +15,13 @@ describe("formatTime", () => {
   it("keeps what it cannot parse", () => {
     expect(formatTime("not a time")).toBe("not a time");
     expect(formatTime(null)).toBe("—");
+  });
+});
+
+describe("beijingMidnightUtc", () => {
+  it("is 16:00 UTC of the previous day, whatever the hour in Beijing", () => {
+    expect(beijingMidnightUtc(new Date("2026-11-24T15:59:00Z"))).toBe("2026-11-23T16:00:00");
+    expect(beijingMidnightUtc(new Date("2026-11-24T16:00:00Z"))).toBe("2026-11-24T16:00:00");
+    expect(beijingMidnightUtc(new Date("2026-11-24T03:00:00Z"))).toBe("2026-11-23T16:00:00");
   });
 });

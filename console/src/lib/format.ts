@@ -24,3 +24,10 @@ export function percent(value: number | null | undefined, digits = 1): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
   return `${(value * 100).toFixed(digits)}%`;
 }
+
+/** Midnight of today in Beijing time (the exchanges' day), as the naive UTC the API stores. */
+export function beijingMidnightUtc(now: Date = new Date()): string {
+  const shanghai = new Date(now.getTime() + 8 * 3600_000);
+  const midnight = Date.UTC(shanghai.getUTCFullYear(), shanghai.getUTCMonth(), shanghai.getUTCDate()) - 8 * 3600_000;
+  return new Date(midnight).toISOString().slice(0, 19);
+}

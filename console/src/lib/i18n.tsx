@@ -1,8 +1,10 @@
 // A small typed dictionary per language. zh-CN is the default; the choice is kept in
 // localStorage. `t("key", {n: 3})` replaces {n} in the message.
+import { actionEnUS, actionZhCN } from "./messages-action";
 import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
 
 const zhCN = {
+  ...actionZhCN,
   "app.title": "Flywheel 营销云",
   "app.language": "English",
   "app.logout": "退出登录",
@@ -195,6 +197,7 @@ export type MessageKey = keyof typeof zhCN;
 type Messages = Record<MessageKey, string>;
 
 const enUS: Messages = {
+  ...actionEnUS,
   "app.title": "Flywheel Marketing Cloud",
   "app.language": "中文",
   "app.logout": "Sign out",

@@ -1,0 +1,48 @@
+// Shapes of the journeys API (flywheel/journeys/schemas.py) and the journey report.
+import type { NodeStats } from "./JourneyNodeView";
+import type { Problem } from "../../lib/journey";
+
+export interface VersionOut {
+  id: number;
+  number: number;
+  state: string;
+  published_by: string;
+  published_at: string;
+}
+
+export interface JourneyOut {
+  id: number;
+  name: string;
+  status: string;
+  purpose: string;
+  definition: Record<string, unknown>;
+  live_version: VersionOut | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface JourneySummary {
+  id: number;
+  name: string;
+  status: string;
+  purpose: string;
+  live_version: number | null;
+  in_flight: number;
+  updated_at: string;
+}
+
+export interface ValidationOut {
+  valid: boolean;
+  problems: Problem[];
+}
+
+export interface JourneyStats {
+  journey_id: number;
+  version: number | null;
+  entered: number;
+  in_flight: number;
+  completed: number;
+  goals: Record<string, number>;
+  nodes: NodeStats[];
+}

@@ -171,9 +171,89 @@ def load_demo_if_empty(runtime: Runtime, *, console: Console) -> DemoSummary | N
     if project_event_count(runtime, project_id):
         console.print("demo: the default project already has events; nothing loaded")
         return None
-    return load_with_progress(
+    summary = load_with_progress(
         runtime, project_id=project_id, customers=DEFAULT_CUSTOMERS, console=console
     )
+    journey_id = create_demo_journey(runtime, project_id=project_id)
+    console.print(f"demo: journey {journey_id} (risk-assessment renewal notice) published")
+    return summary
+
+
+#: A service notice the demo publishes: customers whose risk assessment expires within 30
+#: days get an in-app card (so the journey canvas and report have live numbers at once).
+DEMO_SEGMENT = "测评30天内到期 Assessment expiring in 30 days"
+DEMO_JOURNEY: dict[str, Any] = {
+    "name": "风险测评到期提醒 Risk-assessment renewal notice",
+    "description": "Demo: an in-app notice to renew the risk assessment before it expires.",
+    "purpose": "service",
+    "reentry": "never",
+    "campaign": "demo",
+    "nodes": [
+        {"id": "in", "type": "entry_segment", "segment_id": 0, "position": {"x": 0, "y": 0}},
+        {
+            "id": "notice",
+            "type": "send",
+            "channel": "in_app",
+            "options": {"slot": "home_notice"},
+            "content": {
+                "title": "风险测评即将到期",
+                "text": "{{ user.name | default('客户') }}您好，您的风险测评将于"
+                "{{ user.risk_assessment_expiry }}到期，请及时在App内重新测评。",
+                "link": "https://example.com/app/risk-assessment",
+            },
+            "position": {"x": 0, "y": 140},
+        },
+        {"id": "out", "type": "exit", "position": {"x": 0, "y": 280}},
+    ],
+    "edges": [{"from": "in", "to": "notice"}, {"from": "notice", "to": "out"}],
+}
+
+
+def create_demo_journey(runtime: Runtime, *, project_id: int) -> int:
+    """Create the demo segment and publish :data:`DEMO_JOURNEY` on it; the journey id."""
+    from flywheel.journeys import service as journeys
+    from flywheel.journeys.schemas import JourneyDefinition
+    from flywheel.segments import service as segments
+    from flywheel.segments.schemas import SegmentIn
+
+    now = runtime.clock()
+    with runtime.db.unit_of_work() as session:
+        segment = segments.create_segment(
+            session=session,
+            warehouse=runtime.warehouse,
+            project_id=project_id,
+            segment_in=SegmentIn(
+                name=DEMO_SEGMENT,
+                rule={
+                    "relation": "and",
+                    "rules": [
+                        {
+                            "type": "profile_rule",
+                            "field": "risk_assessment_expiry",
+                            "function": "relativeNext",
+                            "params": [30],
+                        }
+                    ],
+                },
+            ),
+            actor="demo",
+            now=now,
+        )
+        definition = dict(DEMO_JOURNEY)
+        definition["nodes"] = [dict(n) for n in DEMO_JOURNEY["nodes"]]
+        definition["nodes"][0]["segment_id"] = segment.id
+        created = journeys.create_journey(
+            session=session,
+            project_id=project_id,
+            definition=JourneyDefinition.model_validate(definition),
+            principal=None,
+            actor="demo",
+            now=now,
+        )
+        journeys.publish(
+            session=session, project_id=project_id, journey_id=created.id, actor="demo", now=now
+        )
+    return created.id
 
 
 def ensure_demo_accounts(runtime: Runtime, *, console: Console) -> str | None:

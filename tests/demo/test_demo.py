@@ -165,6 +165,29 @@ def test_serve_demo_loads_an_empty_default_project(
     assert summary is not None and summary.customers == 150
     assert "demo loaded: 150 customers" in out.getvalue()
     assert runtime.warehouse.fetch("SELECT count(*) FROM p1_users") == [(150,)]
+    assert "risk-assessment renewal notice) published" in out.getvalue()
+
+    # The demo journey runs for real: engine → outbox → gate → in-app slot.
+    from flywheel.channels.dispatch import DispatcherLoop
+    from flywheel.channels.models import Message
+    from flywheel.journeys.engine import Engine
+    from flywheel.segments import service as segments
+
+    entered = Engine(runtime).run_once()
+    with runtime.db.unit_of_work() as session:
+        (segment,) = segments.list_segments(session=session, project_id=1)
+    expected = runtime.warehouse.fetch(
+        "SELECT count(*) FROM p1_users WHERE risk_assessment_expiry BETWEEN "
+        "CAST(timezone('Asia/Shanghai', now()) AS DATE) AND "
+        "CAST(timezone('Asia/Shanghai', now()) AS DATE) + 29"
+    )[0][0]
+    assert entered == expected == segment.size and expected > 0
+    loop = DispatcherLoop(runtime)
+    while loop.run_once():
+        pass
+    with runtime.db.unit_of_work() as session:
+        statuses = {m.status for m in session.query(Message)}
+    assert statuses == {"delivered"}
 
 
 def test_serve_demo_creates_console_accounts_once(runtime: Runtime, client: TestClient) -> None:

@@ -28,7 +28,9 @@ def send(node_id: str, text: str = "您好") -> dict[str, Any]:
     }
 
 
-def journey(nodes: list[dict[str, Any]], edges: list[tuple[str, str, str | None]], **extra: Any) -> dict[str, Any]:
+def journey(
+    nodes: list[dict[str, Any]], edges: list[tuple[str, str, str | None]], **extra: Any
+) -> dict[str, Any]:
     return {
         "name": extra.pop("name", "j"),
         "purpose": extra.pop("purpose", "service"),
@@ -72,14 +74,24 @@ def test_wait_for_event_takes_the_event_exit_or_times_out(
         journey(
             [
                 {"id": "in", "type": "entry_event", "event": "OpenAccount"},
-                {"id": "wait", "type": "wait_event", "event": "Deposit", "timeout_seconds": 3600,
-                 "filters": [{"property": "amount", "op": "gte", "value": 100}]},
+                {
+                    "id": "wait",
+                    "type": "wait_event",
+                    "event": "Deposit",
+                    "timeout_seconds": 3600,
+                    "filters": [{"property": "amount", "op": "gte", "value": 100}],
+                },
                 send("thanks"),
                 send("nudge"),
                 {"id": "out", "type": "exit"},
             ],
-            [("in", "wait", None), ("wait", "thanks", "event"), ("wait", "nudge", "timeout"),
-             ("thanks", "out", None), ("nudge", "out", None)],
+            [
+                ("in", "wait", None),
+                ("wait", "thanks", "event"),
+                ("wait", "nudge", "timeout"),
+                ("thanks", "out", None),
+                ("nudge", "out", None),
+            ],
         )
     )
     event(runtime, frozen, "OpenAccount", "a")
@@ -142,23 +154,50 @@ def test_condition_split_control_and_tag_branch(
     publish: Callable[[dict[str, Any]], int],
 ) -> None:
     for i in range(40):
-        apply(runtime, rec("profile_set", distinct_id=f"u{i}",
-                           properties={"risk_tolerance": "C4" if i % 2 else "C1"}))
+        apply(
+            runtime,
+            rec(
+                "profile_set",
+                distinct_id=f"u{i}",
+                properties={"risk_tolerance": "C4" if i % 2 else "C1"},
+            ),
+        )
     publish(
         journey(
             [
                 {"id": "in", "type": "entry_event", "event": "Login"},
-                {"id": "cond", "type": "condition", "rule": {"relation": "and", "rules": [
-                    {"type": "profile_rule", "field": "risk_tolerance", "function": "in",
-                     "params": ["C4", "C5"]}]}},
-                {"id": "ab", "type": "split", "branches": [
-                    {"port": "a", "weight": 50}, {"port": "control", "weight": 50}]},
+                {
+                    "id": "cond",
+                    "type": "condition",
+                    "rule": {
+                        "relation": "and",
+                        "rules": [
+                            {
+                                "type": "profile_rule",
+                                "field": "risk_tolerance",
+                                "function": "in",
+                                "params": ["C4", "C5"],
+                            }
+                        ],
+                    },
+                },
+                {
+                    "id": "ab",
+                    "type": "split",
+                    "branches": [{"port": "a", "weight": 50}, {"port": "control", "weight": 50}],
+                },
                 send("offer"),
                 send("edu"),
                 {"id": "out", "type": "exit"},
             ],
-            [("in", "cond", None), ("cond", "ab", "yes"), ("cond", "edu", "no"),
-             ("ab", "offer", "a"), ("offer", "out", None), ("edu", "out", None)],
+            [
+                ("in", "cond", None),
+                ("cond", "ab", "yes"),
+                ("cond", "edu", "no"),
+                ("ab", "offer", "a"),
+                ("offer", "out", None),
+                ("edu", "out", None),
+            ],
         )
     )
     for i in range(40):
@@ -234,9 +273,9 @@ def test_pause_holds_and_stop_withdraws_unsent_messages(
     assert len(messages(runtime)) == 1
     stopped = client.post(f"/api/v1/journeys/{jid}/stop", headers=admin_headers)
     assert stopped.json()["status"] == "stopped"
-    assert [(m.status, m.reason) for m in messages(runtime)] == [("blocked", "journey_stopped")] or [
-        m.status for m in messages(runtime)
-    ] != ["prepared"]
+    assert [(m.status, m.reason) for m in messages(runtime)] == [
+        ("blocked", "journey_stopped")
+    ] or [m.status for m in messages(runtime)] != ["prepared"]
 
 
 def test_segment_entry_once_in_chunks_and_goal_metric(
@@ -254,8 +293,15 @@ def test_segment_entry_once_in_chunks_and_goal_metric(
         apply(runtime, rec("profile_set", distinct_id=f"s{i}", properties={"vip": i < 25}))
     segment = client.post(
         "/api/v1/segments",
-        json={"name": "vips", "rule": {"relation": "and", "rules": [
-            {"type": "profile_rule", "field": "vip", "function": "isTrue", "params": []}]}},
+        json={
+            "name": "vips",
+            "rule": {
+                "relation": "and",
+                "rules": [
+                    {"type": "profile_rule", "field": "vip", "function": "isTrue", "params": []}
+                ],
+            },
+        },
         headers=admin_headers,
     )
     assert segment.status_code == 201, segment.text
@@ -293,8 +339,13 @@ def test_did_a_but_not_b_within_t(
     publish(
         journey(
             [
-                {"id": "in", "type": "entry_not_done", "event": "AddToCart", "not_event": "BuyFund",
-                 "within_seconds": 1800},
+                {
+                    "id": "in",
+                    "type": "entry_not_done",
+                    "event": "AddToCart",
+                    "not_event": "BuyFund",
+                    "within_seconds": 1800,
+                },
                 send("remind"),
                 {"id": "out", "type": "exit"},
             ],

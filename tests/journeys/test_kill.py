@@ -105,13 +105,16 @@ def test_kill_9_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     try:
         with runtime.db.unit_of_work() as session:
             assert session.scalar(select(func.count()).select_from(Message)) == CUSTOMERS
-            assert (
-                session.scalar(select(func.count(func.distinct(Message.user_id)))) == CUSTOMERS
-            )
+            assert session.scalar(select(func.count(func.distinct(Message.user_id)))) == CUSTOMERS
             assert session.scalar(select(func.count()).select_from(JourneyState)) == CUSTOMERS
-            assert session.scalar(
-                select(func.count()).select_from(JourneyState).where(JourneyState.status == "done")
-            ) == CUSTOMERS
+            assert (
+                session.scalar(
+                    select(func.count())
+                    .select_from(JourneyState)
+                    .where(JourneyState.status == "done")
+                )
+                == CUSTOMERS
+            )
         mirror.drain(db=runtime.db, warehouse=runtime.warehouse, limit=10_000)
         rows = runtime.warehouse.fetch(
             'SELECT event, count(*), count(DISTINCT user_id) FROM "p1_events" GROUP BY event'

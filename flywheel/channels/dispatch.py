@@ -752,3 +752,6 @@ class DispatcherLoop(LoopService):
 
     def run_once(self) -> int:
         return self.dispatcher.run_once()
+
+    def close(self) -> None:
+        self.dispatcher.close()

@@ -24,6 +24,9 @@ class LoopService(ABC):
     def run_once(self) -> int:
         """Do one batch of work and return the number of items handled."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the service holds (event loops, connections); called on stop."""
+
 
 class LoopRunner:
     """Runs loop services on daemon threads until :meth:`stop`."""
@@ -58,3 +61,8 @@ class LoopRunner:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+        for service in self.services:
+            try:
+                service.close()
+            except Exception:
+                log.exception("loop_close_failed", loop=service.name)

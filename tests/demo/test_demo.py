@@ -183,8 +183,11 @@ def test_serve_demo_loads_an_empty_default_project(
     )[0][0]
     assert entered == expected == segment.size and expected > 0
     loop = DispatcherLoop(runtime)
-    while loop.run_once():
-        pass
+    try:
+        while loop.run_once():
+            pass
+    finally:
+        loop.close()
     with runtime.db.unit_of_work() as session:
         statuses = {m.status for m in session.query(Message)}
     assert statuses == {"delivered"}

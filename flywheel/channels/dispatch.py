@@ -244,10 +244,12 @@ class Dispatcher:
         self.close()
 
     def close(self) -> None:
-        for adapter in self._adapters.values():
-            self._loop.run_until_complete(adapter.aclose())
-        self._adapters.clear()
-        self._loop.close()
+        try:
+            for adapter in self._adapters.values():
+                self._loop.run_until_complete(adapter.aclose())
+        finally:
+            self._adapters.clear()
+            self._loop.close()
 
     # -- step 2 and 3 -----------------------------------------------------------------------
     def process(self, claimed: Sequence[Claimed]) -> dict[int, _Result]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -182,12 +183,18 @@ def test_serve_demo_loads_an_empty_default_project(
         "CAST(timezone('Asia/Shanghai', now()) AS DATE) + 29"
     )[0][0]
     assert entered == expected == segment.size and expected > 0
-    loop = DispatcherLoop(runtime)
-    try:
-        while loop.run_once():
-            pass
-    finally:
-        loop.close()
+
+    def dispatch_all() -> None:
+        # On its own thread, as in `flywheel serve` (a thread with no running event loop).
+        loop = DispatcherLoop(runtime)
+        try:
+            while loop.run_once():
+                pass
+        finally:
+            loop.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(dispatch_all).result()
     with runtime.db.unit_of_work() as session:
         statuses = {m.status for m in session.query(Message)}
     assert statuses == {"delivered"}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Depends, Path, Response
+from sqlalchemy.orm import Session
 
 from flywheel.auth.deps import require
 from flywheel.auth.schemas import Principal
@@ -26,6 +28,7 @@ from flywheel.journeys.schemas import (
 from flywheel.journeys.validation import FIXED_PORTS, NEXT, blocking
 from flywheel.projects.deps import ProjectId
 from flywheel.recommend import service as recommend_service
+from flywheel.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"])
 
@@ -197,6 +200,24 @@ def publish(
     )
 
 
+def _transition(
+    step: Callable[..., JourneyOut],
+    journey_id: int,
+    session: Session,
+    runtime: Runtime,
+    project_id: int,
+    who: Principal,
+) -> JourneyOut:
+    """Pause, resume or stop: the same call shape for each lifecycle step."""
+    return step(
+        session=session,
+        project_id=project_id,
+        journey_id=journey_id,
+        actor=who.actor,
+        now=runtime.clock(),
+    )
+
+
 @router.post("/{journey_id}/pause", response_model=JourneyOut)
 def pause(
     journey_id: Ident,
@@ -205,13 +226,7 @@ def pause(
     project_id: ProjectId,
     who: Publisher,
 ) -> JourneyOut:
-    return service.pause(
-        session=session,
-        project_id=project_id,
-        journey_id=journey_id,
-        actor=who.actor,
-        now=runtime.clock(),
-    )
+    return _transition(service.pause, journey_id, session, runtime, project_id, who)
 
 
 @router.post("/{journey_id}/resume", response_model=JourneyOut)
@@ -222,13 +237,7 @@ def resume(
     project_id: ProjectId,
     who: Publisher,
 ) -> JourneyOut:
-    return service.resume(
-        session=session,
-        project_id=project_id,
-        journey_id=journey_id,
-        actor=who.actor,
-        now=runtime.clock(),
-    )
+    return _transition(service.resume, journey_id, session, runtime, project_id, who)
 
 
 @router.post("/{journey_id}/stop", response_model=JourneyOut)
@@ -239,13 +248,7 @@ def stop(
     project_id: ProjectId,
     who: Publisher,
 ) -> JourneyOut:
-    return service.stop(
-        session=session,
-        project_id=project_id,
-        journey_id=journey_id,
-        actor=who.actor,
-        now=runtime.clock(),
-    )
+    return _transition(service.stop, journey_id, session, runtime, project_id, who)
 
 
 @router.get("/{journey_id}/versions", response_model=list[VersionOut])

@@ -153,6 +153,11 @@ def enqueue(*, session: Session, project_id: int, batch: WarehouseBatch, now: da
 
 def write(warehouse: Warehouse, project_id: int, batch: WarehouseBatch) -> int:
     """Apply one batch to the warehouse in one DuckDB transaction; returns events inserted."""
+    with warehouse.write_lock:
+        return _write(warehouse, project_id, batch)
+
+
+def _write(warehouse: Warehouse, project_id: int, batch: WarehouseBatch) -> int:
     warehouse.ensure_project(project_id)
     for kind in _KINDS:
         table = batch.table(kind)

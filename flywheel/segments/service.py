@@ -26,7 +26,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flywheel.audit import service as audit
@@ -386,11 +388,16 @@ def _replace_static(
 
 def _mirror_insert(session: Session, segment_id: int, user_ids: list[int], now: datetime) -> None:
     at = utc_naive(now)
+    # Two refreshes of one segment may overlap (the scheduler and a journey's segment entry):
+    # the later one's rows are already there.
+    dialect = session.get_bind().dialect.name
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_(_MEMBERS_TABLE).on_conflict_do_nothing(index_elements=["segment_id", "user_id"])
     for i in range(0, len(user_ids), _MIRROR_CHUNK):
         chunk = user_ids[i : i + _MIRROR_CHUNK]
         # Core insert (executemany): no ORM bookkeeping for up to a million rows.
         session.connection().execute(
-            insert(_MEMBERS_TABLE),
+            stmt,
             [{"segment_id": segment_id, "user_id": uid, "entered_at": at} for uid in chunk],
         )
 

@@ -153,6 +153,9 @@ class Warehouse:
                 "stop `flywheel serve` or send data through its HTTP API"
             ) from exc
         self._local = threading.local()
+        #: Held by table changes (ALTER) and appends, and by multi-statement writes
+        #: (``write_lock``): DuckDB refuses an insert in a transaction that overlaps another
+        #: thread's ALTER of the same table.
         self._ddl_lock = threading.RLock()
         self._columns: dict[tuple[int, TableKind], dict[str, str]] = {}
         self._ready: set[int] = set()
@@ -218,6 +221,11 @@ class Warehouse:
         self._columns[key] = cols
         return cols
 
+    @property
+    def write_lock(self) -> threading.RLock:
+        """Serialises warehouse writes that span several statements (see ``__init__``)."""
+        return self._ddl_lock
+
     def ensure_columns(
         self, project_id: int, kind: TableKind, properties: dict[str, PropertyType]
     ) -> None:
@@ -247,15 +255,16 @@ class Warehouse:
         self.ensure_project(project_id)
         cur = self.cursor()
         cols = ", ".join(quote_ident(c) for c in batch.column_names)
-        cur.register("_fw_batch", batch)
-        try:
-            verb = "INSERT OR REPLACE" if kind is not TableKind.EVENTS else "INSERT"
-            cur.execute(
-                f'{verb} INTO "{table_name(project_id, kind)}" ({cols}) '
-                f"SELECT {cols} FROM _fw_batch"
-            )
-        finally:
-            cur.unregister("_fw_batch")
+        with self._ddl_lock:  # not while another thread alters the table (DuckDB conflict)
+            cur.register("_fw_batch", batch)
+            try:
+                verb = "INSERT OR REPLACE" if kind is not TableKind.EVENTS else "INSERT"
+                cur.execute(
+                    f'{verb} INTO "{table_name(project_id, kind)}" ({cols}) '
+                    f"SELECT {cols} FROM _fw_batch"
+                )
+            finally:
+                cur.unregister("_fw_batch")
         return int(batch.num_rows)
 
     def append_new_events(self, project_id: int, batch: pa.Table) -> int:
@@ -272,16 +281,17 @@ class Warehouse:
         table = table_name(project_id, TableKind.EVENTS)
         cols = ", ".join(quote_ident(c) for c in batch.column_names)
         bounds = pc.min_max(batch.column("time"))
-        cur.register("_fw_events", batch)
-        try:
-            row = cur.execute(
-                f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _fw_events b '
-                f'WHERE NOT EXISTS (SELECT 1 FROM "{table}" e '
-                "WHERE e.time BETWEEN ? AND ? AND e.id = b.id)",
-                [bounds["min"].as_py(), bounds["max"].as_py()],
-            ).fetchone()
-        finally:
-            cur.unregister("_fw_events")
+        with self._ddl_lock:
+            cur.register("_fw_events", batch)
+            try:
+                row = cur.execute(
+                    f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _fw_events b '
+                    f'WHERE NOT EXISTS (SELECT 1 FROM "{table}" e '
+                    "WHERE e.time BETWEEN ? AND ? AND e.id = b.id)",
+                    [bounds["min"].as_py(), bounds["max"].as_py()],
+                ).fetchone()
+            finally:
+                cur.unregister("_fw_events")
         return int(row[0]) if row else 0
 
     def delete_users(self, project_id: int, user_ids: Sequence[int]) -> None:

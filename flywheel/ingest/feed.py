@@ -126,15 +126,3 @@ def ack(*, session: Session, ids: Sequence[int]) -> None:
     """Delete consumed feed rows (in the consumer's transaction)."""
     for start in range(0, len(ids), 5000):
         session.execute(delete(FeedEvent).where(FeedEvent.id.in_(ids[start : start + 5000])))
-
-
-def depth(*, session: Session, subscriber: str) -> int:
-    """How many events wait for ``subscriber``."""
-    from sqlalchemy import func
-
-    return int(
-        session.scalar(
-            select(func.count()).select_from(FeedEvent).where(FeedEvent.subscriber == subscriber)
-        )
-        or 0
-    )

@@ -278,16 +278,15 @@ class Engine:
 
     @staticmethod
     def _next_fire(node: EntrySegment, last: datetime | None, now: datetime) -> datetime | None:
-        """The cron fire time due now (after ``last``), or None."""
+        """The first cron fire time after ``last`` if it has passed, else None. Before the
+        first run, the fires of the last day count: a schedule whose time of day has passed
+        today runs at once."""
         from croniter import croniter
 
         assert node.cron is not None
         local_now = to_utc(now).astimezone(SHANGHAI)
         start = to_utc(last).astimezone(SHANGHAI) if last else local_now - timedelta(days=1)
         fire: datetime = croniter(node.cron, start).get_next(datetime)
-        if last is None:
-            # First run: the most recent fire time that has passed today counts.
-            return fire if fire <= local_now else None
         return fire if fire <= local_now else None
 
     def _segment_chunk(self, version_id: int, node_id: str) -> tuple[bool, int]:

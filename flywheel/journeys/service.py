@@ -475,8 +475,6 @@ def publish(
     exists keep draining). :class:`InvalidJourney` lists what prevents publishing.
     """
     journey = _get(session, project_id, journey_id)
-    if journey.status == "published":
-        pass  # a republish: a new version replaces the live one
     definition = parse_definition(journey.draft)
     problems = blocking(
         check_definition(session=session, project_id=project_id, definition=definition, now=now)
@@ -740,14 +738,15 @@ def refresh_watch(*, session: Session, project_id: int) -> None:
 def stats(*, session: Session, project_id: int, journey_id: int) -> JourneyStats:
     """Live per-node numbers of the live version (or the latest one)."""
     journey = _get(session, project_id, journey_id)
-    version = session.scalar(
-        select(JourneyVersion)
-        .where(JourneyVersion.journey_id == journey.id)
-        .order_by(JourneyVersion.number.desc())
-        .limit(1)
-    )
     if journey.live_version_id:
         version = session.get(JourneyVersion, journey.live_version_id)
+    else:
+        version = session.scalar(
+            select(JourneyVersion)
+            .where(JourneyVersion.journey_id == journey.id)
+            .order_by(JourneyVersion.number.desc())
+            .limit(1)
+        )
     definition = parse_definition(version.definition if version else journey.draft)
     counters: dict[str, dict[str, int]] = {}
     active: dict[str, int] = {}

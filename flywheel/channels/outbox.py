@@ -71,6 +71,27 @@ def register_spec(
     return spec.id
 
 
+_MESSAGE_COLUMNS = (
+    "project_id",
+    "idempotency_key",
+    "spec_id",
+    "journey_id",
+    "version_id",
+    "node_id",
+    "user_id",
+    "variant",
+    "channel",
+    "purpose",
+    "priority",
+    "context",
+    "status",
+    "attempts",
+    "due_at",
+    "created_at",
+    "updated_at",
+)
+
+
 def enqueue(
     *, session: Session, project_id: int, messages: Sequence[NewMessage], now: datetime
 ) -> dict[str, int]:
@@ -107,39 +128,26 @@ def enqueue(
         for m in messages
     ]
     # Rows whose key is already there are skipped (ON CONFLICT DO NOTHING: SQLite and
-    # PostgreSQL). The ids of the inserted rows: SQLite has one writer, whose transaction
-    # holds the write lock from the first statement, so they are the ids above the highest
-    # id seen after that lock is taken; PostgreSQL reads them back by key.
+    # PostgreSQL). The ids of the inserted rows: PostgreSQL returns them; SQLite has one
+    # writer, whose transaction holds the write lock from the first statement, so they are the
+    # ids above the highest id seen after that lock is taken.
     sqlite = bulk.is_sqlite(connection)
     if sqlite:
         connection.exec_driver_sql("UPDATE channel_messages SET id = id WHERE 0")
         before = int(session.scalar(select(func.coalesce(func.max(Message.id), 0))) or 0)
-    bulk.executemany(
+    inserted = bulk.insert(
         connection,
-        "INSERT INTO channel_messages (project_id, idempotency_key, spec_id, journey_id,"
-        " version_id, node_id, user_id, variant, channel, purpose, priority, context, status,"
-        " attempts, due_at, created_at, updated_at) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (idempotency_key) DO NOTHING",
+        "channel_messages",
+        _MESSAGE_COLUMNS,
         rows,
+        skip_conflicts_on="idempotency_key",
+        returning=() if sqlite else ("id", "idempotency_key"),
     )
-    ids: dict[str, int] = {}
     if sqlite:
-        found = session.execute(
-            select(Message.id, Message.idempotency_key).where(Message.id > before)
+        inserted = list(
+            session.execute(select(Message.id, Message.idempotency_key).where(Message.id > before))
         )
-        ids = {str(key): int(mid) for mid, key in found}
-    else:
-        keys = [m.key for m in messages]
-        for start in range(0, len(keys), 10_000):
-            found = session.execute(
-                select(Message.id, Message.idempotency_key).where(
-                    Message.idempotency_key.in_(keys[start : start + 10_000]),
-                    Message.created_at == at,
-                )
-            )
-            ids.update({str(key): int(mid) for mid, key in found})
-    return ids
+    return {str(key): int(mid) for mid, key in inserted}
 
 
 def cancel(*, session: Session, journey_id: int, reason: str, now: datetime) -> int:

@@ -720,11 +720,25 @@ class Engine:
         def when(moment: datetime | None) -> Any:
             return stamp if moment == at else bulk.db_datetime(connection, moment)
 
-        bulk.executemany(
+        bulk.insert(
             connection,
-            "INSERT INTO journey_states (project_id, journey_id, version_id, user_id, occurrence,"
-            " node_id, status, wake_at, wait_event, variant, path, context, entered_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "journey_states",
+            (
+                "project_id",
+                "journey_id",
+                "version_id",
+                "user_id",
+                "occurrence",
+                "node_id",
+                "status",
+                "wake_at",
+                "wait_event",
+                "variant",
+                "path",
+                "context",
+                "entered_at",
+                "updated_at",
+            ),
             [
                 (
                     loaded.project_id,
@@ -745,10 +759,20 @@ class Engine:
                 for c in new
             ],
         )
-        bulk.executemany(
+        bulk.update_by_id(
             connection,
-            "UPDATE journey_states SET version_id = ?, node_id = ?, status = ?, wake_at = ?,"
-            " wait_event = ?, variant = ?, path = ?, context = ?, updated_at = ? WHERE id = ?",
+            "journey_states",
+            (
+                "version_id",
+                "node_id",
+                "status",
+                "wake_at",
+                "wait_event",
+                "variant",
+                "path",
+                "context",
+                "updated_at",
+            ),
             [
                 (
                     loaded.version_id,

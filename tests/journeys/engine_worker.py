@@ -13,12 +13,22 @@ from flywheel.config import Settings
 from flywheel.journeys import engine
 
 
+class Reporting(engine.Engine):
+    """Prints ``step`` after every committed segment chunk (the test kills between them)."""
+
+    def _segment_chunk(self, version_id: int, node_id: str) -> tuple[bool, int]:
+        result = super()._segment_chunk(version_id, node_id)
+        sys.stdout.write("step\n")
+        sys.stdout.flush()
+        return result
+
+
 def main() -> None:
     data_dir, chunk = Path(sys.argv[1]), int(sys.argv[2])
     engine.ENTRY_CHUNK = chunk
     runtime = open_runtime(Settings(env="test", data_dir=data_dir, log_level="WARNING"))
     try:
-        worker = engine.Engine(runtime)
+        worker = Reporting(runtime)
         while worker.run_once():
             sys.stdout.write("step\n")
             sys.stdout.flush()

@@ -191,6 +191,12 @@ def main() -> None:
                 ],
                 now=now,
             )
+        if args.postgres:
+            # Fresh tables have no planner statistics; autovacuum gathers them within a minute
+            # in production. Without them the caps query scans the project's messages.
+            with runtime.db.engine.connect() as connection:
+                connection.exec_driver_sql("ANALYZE")
+                connection.commit()
         dispatcher = Dispatcher(
             db=runtime.db,
             warehouse=runtime.warehouse,

@@ -54,6 +54,7 @@ from flywheel.content import checker, templates
 from flywheel.content import service as content_service
 from flywheel.core.clock import Clock, to_utc, utc_naive
 from flywheel.core.loops import LoopService
+from flywheel.core.memory import gc_paused
 from flywheel.identity import service as identity
 from flywheel.profiles import service as profiles
 from flywheel.runtime import Runtime
@@ -252,6 +253,7 @@ class Dispatcher:
             self._loop.close()
 
     # -- step 2 and 3 -----------------------------------------------------------------------
+    @gc_paused()
     def process(self, claimed: Sequence[Claimed]) -> dict[int, _Result]:
         """Gate, render, send and record ``claimed``; message id → what happened."""
         results: dict[int, _Result] = {}

@@ -58,7 +58,6 @@ PROPERTY_TYPES: dict[str, PropertyType] = {
     "reason": PropertyType.STRING,
     "goal": PropertyType.STRING,
 }
-_SCHEMA = pa.schema([(name, ARROW_TYPES[ptype]) for name, ptype in PROPERTY_TYPES.items()])
 _SAMPLE: dict[str, Any] = {
     name: 1 if ptype is PropertyType.NUMBER else "x" for name, ptype in PROPERTY_TYPES.items()
 }
@@ -101,12 +100,12 @@ def emit(
         "time": pa.array([utc(e.time) for e in events], BASE_ARROW["time"]),
         "$receive_time": pa.array([received] * len(events), BASE_ARROW["$receive_time"]),
     }
-    props = pa.Table.from_pylist([e.properties for e in events], schema=_SCHEMA)
     pairs = {(str(n), "") for n in pc.unique(columns["event"]).to_pylist()}
-    for name in props.column_names:
-        column = props.column(name).combine_chunks()
-        if column.null_count == len(column):
+    for name, ptype in PROPERTY_TYPES.items():
+        values = [e.properties.get(name) for e in events]
+        if not any(v is not None for v in values):
             continue
+        column = pa.array(values, ARROW_TYPES[ptype])
         columns[name] = column
         carrying = pc.unique(columns["event"].filter(column.is_valid())).to_pylist()
         pairs.update((str(event), name) for event in carrying)

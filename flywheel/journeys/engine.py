@@ -38,6 +38,7 @@ from flywheel.channels.system_events import SystemEvent
 from flywheel.core import calendar
 from flywheel.core.clock import SHANGHAI, to_utc, utc_naive
 from flywheel.core.errors import Conflict, FlywheelError, InvalidInput
+from flywheel.core.memory import gc_paused
 from flywheel.ingest import feed
 from flywheel.ingest import pipeline as ingest_pipeline
 from flywheel.journeys import service
@@ -248,6 +249,7 @@ class Engine:
         return list(session.scalars(query))
 
     # -- segment entries ---------------------------------------------------------------------
+    @gc_paused()
     def enter_segments(self) -> int:
         moved = 0
         with self.runtime.db.unit_of_work() as session:
@@ -854,6 +856,7 @@ class Engine:
         session.execute(stmt, rows)
 
     # -- the live feed -----------------------------------------------------------------------
+    @gc_paused()
     def consume_feed(self) -> int:
         moved = 0
         now = self.runtime.clock()
@@ -1018,6 +1021,7 @@ class Engine:
         return found
 
     # -- due states --------------------------------------------------------------------------
+    @gc_paused()
     def advance_due(self) -> int:
         now = self.runtime.clock()
         with self.runtime.db.unit_of_work() as session:

@@ -10,8 +10,9 @@ Three sources of work, each handled in its own transactions by :meth:`Engine.run
   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers share the work.
 
 A batch walks every customer through the instant nodes (condition, split, send …) in memory,
-node by node for the whole group (a condition is one warehouse query for the batch), until
-each customer waits or ends; then the new states, the messages (outbox, deterministic
+node by node for the whole group (:mod:`flywheel.journeys.walker`; a condition is one
+warehouse query for the batch), until each customer waits or ends; then
+(:mod:`flywheel.journeys.writer`) the new states, the messages (outbox, deterministic
 idempotency keys), the system events and the node counters are written in **one
 transaction**. A crash before the commit loses nothing (the work is redone); after it, nothing
 is redone (feed rows are deleted, states moved, keys unique).
@@ -19,159 +20,57 @@ is redone (feed rows are deleted, states moved, keys unique).
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from prometheus_client import Counter as PromCounter
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flywheel.channels import outbox, system_events
 from flywheel.channels.system_events import SystemEvent
-from flywheel.core import calendar
 from flywheel.core.clock import SHANGHAI, to_utc, utc_naive
 from flywheel.core.errors import Conflict, FlywheelError, InvalidInput
 from flywheel.core.memory import gc_paused
 from flywheel.ingest import feed
-from flywheel.ingest import pipeline as ingest_pipeline
-from flywheel.journeys import service
-from flywheel.journeys.models import Journey, JourneyNodeCount, JourneyState, JourneyVersion
+from flywheel.journeys import service, writer
+from flywheel.journeys.batch import (
+    CONTROL,
+    SENDING_TYPES,
+    Batch,
+    Cursor,
+    Loaded,
+    bucket,
+    cursor_of,
+    end,
+    matches,
+    props,
+)
+from flywheel.journeys.models import Journey, JourneyState, JourneyVersion
 from flywheel.journeys.schemas import (
-    ENTRY_TYPES,
-    AdvisorTask,
-    Condition,
-    Delay,
     EntryEvent,
     EntryNotDone,
     EntrySegment,
     EntrySegmentChange,
     Goal,
-    JourneyDefinition,
     Node,
-    PropertyFilter,
-    Recommend,
-    Send,
-    SetProperty,
-    SetTag,
-    Split,
-    TagBranch,
     WaitEvent,
-    Webhook,
 )
-from flywheel.journeys.validation import NEXT, Graph, build_graph
-from flywheel.profiles import service as profiles
-from flywheel.recommend import service as recommend_service
+from flywheel.journeys.validation import NEXT, build_graph
+from flywheel.journeys.walker import Walker
 from flywheel.runtime import Runtime
 from flywheel.segments import service as segments
 from flywheel.segments.service import ENTER_EVENT, LEAVE_EVENT
-from flywheel.store import bulk
-from flywheel.tags import service as tags
 
 log = structlog.get_logger(__name__)
 
 ENTERED = PromCounter("flywheel_journey_entries_total", "Customers entering journeys")
-PREPARED = PromCounter("flywheel_journey_messages_prepared_total", "Messages put in the outbox")
 
-CONTROL = "control"
 ENTRY_CHUNK = 20_000
 DUE_BATCH = 10_000
 FEED_BATCH = 5_000
-DEFAULT_TRADING_TIME = time(9, 30)
-SENDING_TYPES = ("send", "webhook", "advisor_task")
-SILENT_TYPES = ENTRY_TYPES | {"exit", *SENDING_TYPES}
-
-
-# -- loaded versions -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Loaded:
-    """A published version ready to run (definitions are immutable: cached by id)."""
-
-    journey_id: int
-    version_id: int
-    number: int
-    project_id: int
-    definition: JourneyDefinition
-    graph: Graph
-    spec_ids: dict[str, int]
-
-
-@dataclass
-class Cursor:
-    """One customer occurrence in flight during a batch."""
-
-    user_id: int
-    occurrence: int
-    node_id: str
-    entered_at: datetime
-    state_id: int | None = None
-    variant: str | None = None
-    context: dict[str, Any] = field(default_factory=dict)
-    path: list[str] = field(default_factory=list)
-    status: str = "active"
-    wake_at: datetime | None = None
-    wait_event: str | None = None
-
-
-@dataclass
-class Batch:
-    """What one transaction writes for one version."""
-
-    loaded: Loaded
-    now: datetime
-    messages: list[outbox.NewMessage] = field(default_factory=list)
-    events: list[SystemEvent] = field(default_factory=list)
-    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    settled: list[Cursor] = field(default_factory=list)
-    tag_values: dict[str, dict[int, str]] = field(default_factory=dict)
-    properties: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-
-def matches(filters: Sequence[PropertyFilter], properties: Mapping[str, Any]) -> bool:
-    """Whether an event's properties pass every filter (missing properties fail, but for
-    ``ne``/``not_in``)."""
-    for f in filters:
-        value = properties.get(f.property)
-        if f.op == "exists":
-            ok = value is not None
-        elif value is None:
-            ok = f.op in ("ne", "not_in")
-        elif f.op == "eq":
-            ok = value == f.value
-        elif f.op == "ne":
-            ok = value != f.value
-        elif f.op in ("gt", "gte", "lt", "lte"):
-            try:
-                a, b = float(value), float(f.value)
-            except (TypeError, ValueError):
-                return False
-            ok = {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[f.op]
-        elif f.op == "in":
-            ok = value in (f.value or [])
-        elif f.op == "not_in":
-            ok = value not in (f.value or [])
-        else:  # contains
-            ok = str(f.value) in (value if isinstance(value, list) else str(value))
-        if not ok:
-            return False
-    return True
-
-
-def bucket(*parts: object) -> float:
-    """A stable number in [0, 100) for a customer (splits and control groups)."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % 1_000_000 / 10_000
-
-
-def message_key(loaded: Loaded, node_id: str, cursor: Cursor) -> str:
-    """The idempotency key: one message per (journey version, node, customer, occurrence)."""
-    return f"j{loaded.journey_id}:v{loaded.number}:{node_id}:u{cursor.user_id}:o{cursor.occurrence}"
 
 
 class Engine:
@@ -180,6 +79,7 @@ class Engine:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._loaded: dict[int, Loaded] = {}
+        self.walker = Walker(runtime)
 
     # -- public ------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -365,7 +265,7 @@ class Engine:
         cooldown = timedelta(seconds=definition.reentry_cooldown_seconds)
         batch = Batch(loaded=loaded, now=now)
         cursors: list[Cursor] = []
-        for user_id, props, when in arrivals:
+        for user_id, trigger_props, when in arrivals:
             last_occurrence, last_entered, in_flight = history.get(user_id, (0, None, False))
             if last_occurrence and (
                 definition.reentry == "never"
@@ -382,8 +282,8 @@ class Engine:
                 else None
             )
             context: dict[str, Any] = {}
-            if props is not None:
-                context["event"] = props
+            if trigger_props is not None:
+                context["event"] = trigger_props
                 context["event_time"] = utc_naive(when).isoformat()
             cursor = Cursor(
                 user_id=user_id,
@@ -400,13 +300,13 @@ class Engine:
                     user_id=user_id,
                     event=system_events.JOURNEY_ENTER,
                     time=now,
-                    properties=self._props(loaded, cursor),
+                    properties=props(loaded, cursor),
                 )
             )
         if not cursors:
             return 0
-        self._walk(session, batch, {entry_id: cursors})
-        self._write(session, batch)
+        self.walker.walk(session, batch, {entry_id: cursors})
+        writer.write(session, batch, self.runtime.warehouse)
         ENTERED.inc(len(cursors))
         return len(cursors)
 
@@ -443,418 +343,6 @@ class Engine:
         return found
 
     # -- walking -----------------------------------------------------------------------------
-    def _walk(self, session: Session, batch: Batch, arrivals: dict[str, list[Cursor]]) -> None:
-        """Move cursors through instant nodes until each waits or ends."""
-        graph = batch.loaded.graph
-        pending = dict(arrivals)
-        while pending:
-            node_id = next(iter(pending))
-            cursors = pending.pop(node_id)
-            node = graph.nodes[node_id]
-            for cursor in cursors:
-                cursor.node_id = node_id
-                cursor.path.append(node_id)
-                # Entries, exits and sends have their own event ($JourneyEnter, $JourneyExit,
-                # $MessagePrepared — each with the node id): no second event for the node.
-                if node.type not in SILENT_TYPES:
-                    batch.events.append(
-                        SystemEvent(
-                            id=f"j{batch.loaded.journey_id}:u{cursor.user_id}:o{cursor.occurrence}"
-                            f":{node_id}:{len(cursor.path)}",
-                            user_id=cursor.user_id,
-                            event=system_events.NODE_ENTER,
-                            time=batch.now,
-                            properties={
-                                **self._props(batch.loaded, cursor),
-                                "node_type": node.type,
-                            },
-                        )
-                    )
-            batch.counts[(node_id, "entered")] += len(cursors)
-            for cursor, port in self._handle(session, batch, node, cursors):
-                if port is None:
-                    batch.settled.append(cursor)
-                    continue
-                if port != NEXT:
-                    batch.counts[(node_id, f"port:{port}")] += 1
-                target = graph.target(node_id, port)
-                if target is None:  # a control group that simply ends
-                    self._end(batch, cursor, "done", "control")
-                    batch.settled.append(cursor)
-                else:
-                    pending.setdefault(target, []).append(cursor)
-
-    def _resume(self, session: Session, batch: Batch, moves: Iterable[tuple[Cursor, str]]) -> None:
-        """Cursors leaving a waiting node through ``port``."""
-        arrivals: dict[str, list[Cursor]] = {}
-        graph = batch.loaded.graph
-        for cursor, port in moves:
-            cursor.status, cursor.wake_at, cursor.wait_event = "active", None, None
-            if port != NEXT:
-                batch.counts[(cursor.node_id, f"port:{port}")] += 1
-            target = graph.target(cursor.node_id, port)
-            if target is None:
-                self._end(batch, cursor, "done", "control")
-                batch.settled.append(cursor)
-            else:
-                arrivals.setdefault(target, []).append(cursor)
-        self._walk(session, batch, arrivals)
-
-    def _end(self, batch: Batch, cursor: Cursor, status: str, reason: str) -> None:
-        cursor.status, cursor.wake_at, cursor.wait_event = status, None, None
-        batch.counts[(cursor.node_id, f"ended:{reason}")] += 1
-        batch.events.append(
-            SystemEvent(
-                id=f"j{batch.loaded.journey_id}:u{cursor.user_id}:o{cursor.occurrence}:exit",
-                user_id=cursor.user_id,
-                event=system_events.JOURNEY_EXIT,
-                time=batch.now,
-                properties={**self._props(batch.loaded, cursor), "reason": reason},
-            )
-        )
-
-    @staticmethod
-    def _props(loaded: Loaded, cursor: Cursor) -> dict[str, Any]:
-        props: dict[str, Any] = {
-            "journey_id": loaded.journey_id,
-            "journey_version": loaded.number,
-            "node_id": cursor.node_id,
-        }
-        if cursor.variant is not None:
-            props["variant"] = cursor.variant
-        return props
-
-    def _handle(
-        self, session: Session, batch: Batch, node: Node, cursors: list[Cursor]
-    ) -> list[tuple[Cursor, str | None]]:
-        """Each cursor's exit port, or None when it settled (waits or ended)."""
-        now = batch.now
-        if node.type in ("entry_segment", "entry_segment_change", "entry_event", "entry_api"):
-            return [(c, NEXT) for c in cursors]
-        if isinstance(node, EntryNotDone):
-            started = {
-                c.user_id: datetime.fromisoformat(
-                    c.context.get("event_time", utc_naive(now).isoformat())
-                )
-                for c in cursors
-            }
-            for c in cursors:
-                self._wait(
-                    c, node.not_event, started[c.user_id] + timedelta(seconds=node.within_seconds)
-                )
-            return [
-                (c, NEXT if c.wake_at and c.wake_at <= utc_naive(now) else None) for c in cursors
-            ]
-        if node.type == "exit":
-            for c in cursors:
-                self._end(batch, c, "done", "exit")
-            return [(c, None) for c in cursors]
-        if isinstance(node, Delay):
-            return self._delay(session, batch, node, cursors)
-        if isinstance(node, WaitEvent | Goal):
-            seconds = node.timeout_seconds if isinstance(node, WaitEvent) else node.window_seconds
-            for c in cursors:
-                self._wait(c, node.event, utc_naive(now) + timedelta(seconds=seconds))
-            return [(c, None) for c in cursors]
-        if isinstance(node, Condition):
-            yes = segments.matching_users(
-                session=session,
-                warehouse=self.runtime.warehouse,
-                project_id=batch.loaded.project_id,
-                rule=node.rule,
-                user_ids=[c.user_id for c in cursors],
-                now=now,
-            )
-            return [(c, "yes" if c.user_id in yes else "no") for c in cursors]
-        if isinstance(node, Split):
-            return [(c, self._split(batch, node, c)) for c in cursors]
-        if isinstance(node, TagBranch):
-            values = tags.values_of(
-                warehouse=self.runtime.warehouse,
-                project_id=batch.loaded.project_id,
-                tag=node.tag,
-                user_ids=[c.user_id for c in cursors],
-            )
-            ports = {v: case.port for case in node.cases for v in case.values}
-            return [(c, ports.get(str(values.get(c.user_id)), "else")) for c in cursors]
-        if isinstance(node, Send | Webhook | AdvisorTask):
-            self._prepare(batch, node, cursors)
-            return [(c, NEXT) for c in cursors]
-        if isinstance(node, Recommend):
-            for c in cursors:
-                c.context["recommendations"] = self._recommend(session, batch, node, c.user_id)
-            return [(c, NEXT) for c in cursors]
-        if isinstance(node, SetTag):
-            batch.tag_values.setdefault(node.tag, {}).update(
-                {c.user_id: node.value for c in cursors}
-            )
-            return [(c, NEXT) for c in cursors]
-        if isinstance(node, SetProperty):
-            for c in cursors:
-                batch.properties.setdefault(c.user_id, {})[node.property] = node.value
-            return [(c, NEXT) for c in cursors]
-        raise FlywheelError(f"no handler for node type {node.type}")  # pragma: no cover
-
-    @staticmethod
-    def _wait(cursor: Cursor, event: str, until: datetime) -> None:
-        cursor.status, cursor.wait_event, cursor.wake_at = "waiting", event, utc_naive(until)
-
-    def _split(self, batch: Batch, node: Split, cursor: Cursor) -> str:
-        total = sum(b.weight for b in node.branches)
-        point = bucket(batch.loaded.journey_id, node.id, cursor.user_id) / 100 * total
-        acc = 0.0
-        chosen = node.branches[-1].port
-        for branch in node.branches:
-            acc += branch.weight
-            if point < acc:
-                chosen = branch.port
-                break
-        if cursor.variant != CONTROL:  # the global control group stays control
-            cursor.variant = chosen
-        return chosen
-
-    def _delay(
-        self, session: Session, batch: Batch, node: Delay, cursors: list[Cursor]
-    ) -> list[tuple[Cursor, str | None]]:
-        now = utc_naive(batch.now)
-        wakes: dict[int, datetime | None] = {}
-        if node.mode == "duration":
-            assert node.seconds is not None
-            wake = now + timedelta(seconds=node.seconds)
-            wakes = {c.user_id: wake for c in cursors}
-        elif node.mode == "until_time":
-            assert node.time is not None
-            wake = next_time_of_day(batch.now, node.time)
-            wakes = {c.user_id: wake for c in cursors}
-        elif node.mode == "trading_days":
-            assert node.days is not None
-            wake = after_trading_days(batch.now, node.days, node.time)
-            wakes = {c.user_id: wake for c in cursors}
-        else:
-            assert node.property is not None
-            found = profiles.load_profiles(
-                session=session,
-                project_id=batch.loaded.project_id,
-                user_ids=[c.user_id for c in cursors],
-            )
-            for c in cursors:
-                moment = _as_moment(found.get(c.user_id, {}).get(node.property))
-                wakes[c.user_id] = (
-                    moment + timedelta(seconds=node.offset_seconds) if moment else None
-                )
-        out: list[tuple[Cursor, str | None]] = []
-        for c in cursors:
-            wake_at = wakes.get(c.user_id)
-            if wake_at is None or wake_at <= now:
-                out.append((c, NEXT))  # no date, or already past: go on
-            else:
-                c.status, c.wake_at = "active", wake_at
-                out.append((c, None))
-        return out
-
-    def _prepare(
-        self, batch: Batch, node: Send | Webhook | AdvisorTask, cursors: list[Cursor]
-    ) -> None:
-        loaded = batch.loaded
-        spec_id = loaded.spec_ids[node.id]
-        channel = (
-            node.channel
-            if isinstance(node, Send)
-            else ("webhook" if isinstance(node, Webhook) else "advisor")
-        )
-        for c in cursors:
-            if c.variant == CONTROL:
-                batch.counts[(node.id, "held_control")] += 1
-                continue
-            context: dict[str, Any] = {}
-            for name in ("event", "recommendations"):
-                if name in c.context:
-                    context[name] = c.context[name]
-            batch.messages.append(
-                outbox.NewMessage(
-                    key=message_key(loaded, node.id, c),
-                    user_id=c.user_id,
-                    spec_id=spec_id,
-                    channel=channel,
-                    purpose=loaded.definition.purpose,
-                    journey_id=loaded.journey_id,
-                    version_id=loaded.version_id,
-                    node_id=node.id,
-                    variant=c.variant,
-                    priority=loaded.definition.priority,
-                    context=context,
-                    due_at=batch.now,
-                )
-            )
-
-    def _recommend(
-        self, session: Session, batch: Batch, node: Recommend, user_id: int
-    ) -> list[dict[str, Any]]:
-        try:
-            result = recommend_service.recommend(
-                session=session,
-                warehouse=self.runtime.warehouse,
-                models_root=recommend_service.models_dir(self.runtime.settings.data_dir),
-                project_id=batch.loaded.project_id,
-                scene=node.scene,
-                user_id=user_id,
-                now=batch.now,
-                n=node.n,
-            )
-        except FlywheelError as exc:
-            log.warning("journey_recommend_failed", node=node.id, error=str(exc))
-            batch.counts[(node.id, "recommend_failed")] += 1
-            return []
-        if not result.items:
-            batch.counts[(node.id, "recommend_empty")] += 1
-        return [item.model_dump(mode="json") for item in result.items]
-
-    # -- writing -----------------------------------------------------------------------------
-    def _write(self, session: Session, batch: Batch) -> None:
-        loaded = batch.loaded
-        at = utc_naive(batch.now)
-        new = [c for c in batch.settled if c.state_id is None]
-        old = [c for c in batch.settled if c.state_id is not None]
-        connection = session.connection()
-        stamp = bulk.db_datetime(connection, at)
-        empty = bulk.db_json({})
-
-        def when(moment: datetime | None) -> Any:
-            return stamp if moment == at else bulk.db_datetime(connection, moment)
-
-        bulk.insert(
-            connection,
-            "journey_states",
-            (
-                "project_id",
-                "journey_id",
-                "version_id",
-                "user_id",
-                "occurrence",
-                "node_id",
-                "status",
-                "wake_at",
-                "wait_event",
-                "variant",
-                "path",
-                "context",
-                "entered_at",
-                "updated_at",
-            ),
-            [
-                (
-                    loaded.project_id,
-                    loaded.journey_id,
-                    loaded.version_id,
-                    c.user_id,
-                    c.occurrence,
-                    c.node_id,
-                    c.status,
-                    when(c.wake_at),
-                    c.wait_event,
-                    c.variant,
-                    _path(c.path),
-                    bulk.db_json(c.context) if c.context else empty,
-                    when(c.entered_at),
-                    stamp,
-                )
-                for c in new
-            ],
-        )
-        bulk.update_by_id(
-            connection,
-            "journey_states",
-            (
-                "version_id",
-                "node_id",
-                "status",
-                "wake_at",
-                "wait_event",
-                "variant",
-                "path",
-                "context",
-                "updated_at",
-            ),
-            [
-                (
-                    loaded.version_id,
-                    c.node_id,
-                    c.status,
-                    when(c.wake_at),
-                    c.wait_event,
-                    c.variant,
-                    _path(c.path),
-                    bulk.db_json(c.context) if c.context else empty,
-                    stamp,
-                    c.state_id,
-                )
-                for c in old
-            ],
-        )
-        if batch.properties:
-            ingest_pipeline.set_profile_properties(
-                session=session,
-                project_id=loaded.project_id,
-                values=batch.properties,
-                now=batch.now,
-            )
-        ids = outbox.enqueue(
-            session=session, project_id=loaded.project_id, messages=batch.messages, now=batch.now
-        )
-        for message in batch.messages:
-            message_id = ids.get(message.key)
-            if message_id is None:
-                continue  # already in the outbox: never a second message
-            assert message.node_id is not None
-            batch.counts[(message.node_id, "prepared")] += 1
-            batch.events.append(
-                SystemEvent(
-                    id=f"msg{message_id}-prepared",
-                    user_id=message.user_id,
-                    event=system_events.MESSAGE_PREPARED,
-                    time=batch.now,
-                    properties={
-                        "message_id": message_id,
-                        "journey_id": loaded.journey_id,
-                        "journey_version": loaded.number,
-                        "node_id": message.node_id,
-                        "channel": message.channel,
-                        **({"variant": message.variant} if message.variant else {}),
-                    },
-                )
-            )
-        PREPARED.inc(len(ids))
-        system_events.emit(
-            session=session, project_id=loaded.project_id, events=batch.events, now=batch.now
-        )
-        self._bump(session, loaded.version_id, batch.counts)
-        # Warehouse tag writes are idempotent (a set value set again); done before the commit
-        # so a failure here rolls the batch back and it is redone.
-        for tag, values in batch.tag_values.items():
-            tags.set_values(
-                warehouse=self.runtime.warehouse,
-                project_id=loaded.project_id,
-                tag=tag,
-                values=values,
-                now=batch.now,
-            )
-
-    @staticmethod
-    def _bump(session: Session, version_id: int, counts: Counter[tuple[str, str]]) -> None:
-        if not counts:
-            return
-        rows = [
-            {"version_id": version_id, "node_id": node, "metric": metric, "count": n}
-            for (node, metric), n in counts.items()
-        ]
-        dialect = session.get_bind().dialect.name
-        stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(JourneyNodeCount)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["version_id", "node_id", "metric"],
-            set_={"count": JourneyNodeCount.count + stmt.excluded.count},
-        )
-        session.execute(stmt, rows)
-
     # -- the live feed -----------------------------------------------------------------------
     @gc_paused()
     def consume_feed(self) -> int:
@@ -923,7 +411,7 @@ class Engine:
             )
             if hit is None or node is None:
                 continue
-            cursor = _cursor(state)
+            cursor = cursor_of(state)
             if isinstance(node, EntryNotDone):
                 exits.setdefault(state.version_id, []).append(cursor)
                 continue
@@ -935,7 +423,7 @@ class Engine:
             loaded = self._load(session, version_id)
             batch = Batch(loaded=loaded, now=now)
             for cursor in exits.get(version_id, []):
-                self._end(batch, cursor, "exited", "did_not_event")
+                end(batch, cursor, "exited", "did_not_event")
                 batch.settled.append(cursor)
             for cursor, port in moves.get(version_id, []):
                 node = loaded.graph.nodes[cursor.node_id]
@@ -948,11 +436,11 @@ class Engine:
                             user_id=cursor.user_id,
                             event=system_events.GOAL,
                             time=now,
-                            properties={**self._props(loaded, cursor), "goal": node.event},
+                            properties={**props(loaded, cursor), "goal": node.event},
                         )
                     )
-            self._resume(session, batch, moves.get(version_id, []))
-            self._write(session, batch)
+            self.walker.resume(session, batch, moves.get(version_id, []))
+            writer.write(session, batch, self.runtime.warehouse)
             moved += len(batch.settled)
         return moved
 
@@ -1017,7 +505,7 @@ class Engine:
                     state.context = {**state.context, "goals": reached}
                     found += 1
             system_events.emit(session=session, project_id=project_id, events=batch.events, now=now)
-            self._bump(session, loaded.version_id, batch.counts)
+            writer.bump(session, loaded.version_id, batch.counts)
         return found
 
     # -- due states --------------------------------------------------------------------------
@@ -1051,34 +539,13 @@ class Engine:
                 for state in group:
                     node = loaded.graph.nodes[state.node_id]
                     port = {"wait_event": "timeout", "goal": "timeout"}.get(node.type, NEXT)
-                    moves.append((_cursor(state), port))
-                self._resume(session, batch, moves)
-                self._write(session, batch)
+                    moves.append((cursor_of(state), port))
+                self.walker.resume(session, batch, moves)
+                writer.write(session, batch, self.runtime.warehouse)
         return len(states)
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _path(path: list[str]) -> str:
-    text = ">".join(path)
-    return text if len(text) <= 2000 else "…" + text[-1999:]
-
-
-def _cursor(state: JourneyState) -> Cursor:
-    return Cursor(
-        user_id=state.user_id,
-        occurrence=state.occurrence,
-        node_id=state.node_id,
-        entered_at=state.entered_at,
-        state_id=state.id,
-        variant=state.variant,
-        context=dict(state.context),
-        path=[p for p in state.path.split(">") if p],
-        status=state.status,
-        wake_at=state.wake_at,
-        wait_event=state.wait_event,
-    )
-
-
 def _is_entry(node: Node, event: feed.FedEvent) -> bool:
     if isinstance(node, EntryEvent | EntryNotDone):
         return node.event == event.event and matches(node.filters, event.properties)
@@ -1093,38 +560,3 @@ def _node_filter(node: Node | None, event: feed.FedEvent) -> bool:
     if isinstance(node, WaitEvent | Goal):
         return matches(node.filters, event.properties)
     return node is not None
-
-
-def _as_moment(value: Any) -> datetime | None:
-    """A profile date (Shanghai midnight) or datetime (UTC) as naive UTC."""
-    if value is None:
-        return None
-    text = str(value)
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return utc_naive(datetime.combine(day, time(0, 0), tzinfo=SHANGHAI))
-        return utc_naive(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
-def next_time_of_day(now: datetime, hhmm: str) -> datetime:
-    """The next ``HH:MM`` in Asia/Shanghai strictly after ``now``, as naive UTC."""
-    local = to_utc(now).astimezone(SHANGHAI)
-    hour, minute = (int(x) for x in hhmm.split(":"))
-    target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if target <= local:
-        target += timedelta(days=1)
-    return utc_naive(target)
-
-
-def after_trading_days(now: datetime, days: int, hhmm: str | None) -> datetime:
-    """``days`` SSE/SZSE trading days after today (Shanghai), at ``hhmm`` (default 09:30)."""
-    local = to_utc(now).astimezone(SHANGHAI)
-    day = calendar.add_trading_days(local.date(), days)
-    at = DEFAULT_TRADING_TIME
-    if hhmm:
-        hour, minute = hhmm.split(":")
-        at = time(int(hour), int(minute))
-    return utc_naive(datetime.combine(day, at, tzinfo=SHANGHAI))

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flywheel.core.clock import FrozenClock
-from flywheel.journeys.engine import Engine, after_trading_days, next_time_of_day
+from flywheel.journeys.engine import Engine
+from flywheel.journeys.timing import after_trading_days, next_time_of_day
 from flywheel.runtime import Runtime
 from tests.identity.factory import all_events, apply, rec
 from tests.journeys.helpers import messages, settle, states

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from flywheel.bootstrap import open_runtime
 from flywheel.config import Settings
+from flywheel.core.memory import gc_paused
 from flywheel.identity import service as identity
 from flywheel.ingest import service as ingest_service
 from flywheel.ingest.pipeline import apply_records
@@ -138,7 +139,8 @@ def run_processor(runtime: Runtime, _records: list[IngestRecord], batch: int) ->
     latencies: list[float] = []
     while True:
         started = time.perf_counter()
-        handled = processor.run_once()
+        with gc_paused():  # as flywheel serve's LoopRunner runs every loop batch
+            handled = processor.run_once()
         if handled == 0:
             break
         latencies.append(time.perf_counter() - started)

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 
 import structlog
 
+from flywheel.core.memory import gc_paused
+
 log = structlog.get_logger(__name__)
 
 
@@ -48,7 +50,8 @@ class LoopRunner:
         log.info("loop_started", loop=service.name)
         while not self._stop.is_set():
             try:
-                handled = service.run_once()
+                with gc_paused():  # a batch allocates much and frees it at once
+                    handled = service.run_once()
             except Exception:
                 log.exception("loop_failed", loop=service.name)
                 handled = 0

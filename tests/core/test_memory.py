@@ -6,6 +6,9 @@ from __future__ import annotations
 import gc
 import threading
 
+import pytest
+
+from flywheel.core import memory
 from flywheel.core.memory import gc_paused
 
 
@@ -45,3 +48,23 @@ def test_a_collector_switched_off_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_overlapping_batches_still_collect_when_overdue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "COLLECT_EVERY_SECONDS", 0.0)
+    collected: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(watch)
+    try:
+        with gc_paused():  # a long batch of one thread …
+            with gc_paused():  # … while another thread's batch ends
+                pass
+            assert collected == [2]  # a full collection although the collector is paused
+            assert not gc.isenabled()
+    finally:
+        gc.callbacks.remove(watch)
+    assert gc.isenabled()

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -388,8 +388,8 @@ def _replace_static(
 
 def _mirror_insert(session: Session, segment_id: int, user_ids: list[int], now: datetime) -> None:
     at = utc_naive(now)
-    # Two refreshes of one segment may overlap (the scheduler and a journey's segment entry):
-    # the later one's rows are already there.
+    # Refreshes of one segment are serialised (_lock_for_refresh): a row already there means
+    # the mirror had drifted from the warehouse, which must not fail the refresh.
     dialect = session.get_bind().dialect.name
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_(_MEMBERS_TABLE).on_conflict_do_nothing(index_elements=["segment_id", "user_id"])
@@ -525,9 +525,13 @@ def refresh_segment(
     Writes the new membership (warehouse + operational mirror), one ``$SegmentEnter`` /
     ``$SegmentLeave`` event per changed customer, and a :class:`SegmentRun`. A static segment
     is refused with :class:`Conflict`.
+
+    Refreshes of one segment are serialised (:func:`_lock_for_refresh`): one that overlaps
+    another waits for the other's commit, then diffs against its result, so each change is
+    announced once. The lock is held until the caller's unit of work ends.
     """
     started = monotonic.perf_counter()
-    segment = _get(session, project_id, segment_id)
+    segment = _lock_for_refresh(session, project_id, segment_id)
     if segment.mode != "dynamic" or segment.rule is None:
         raise Conflict(f"segment {segment_id} is static; its members do not change")
     compiled = _compile(
@@ -539,44 +543,9 @@ def refresh_segment(
         output="user_ids",
     )
     sql, params = compiled.bound("duckdb")
-    table = quote_ident(Tables.for_project(project_id).segment_members)
-    cur = warehouse.cursor()
     fresh = _arrow(warehouse, sql, params).rename_columns(["user_id"])
-    cur.register("_fw_seg_new", fresh)
-    try:
-        entered = _arrow(
-            warehouse,
-            f"SELECT user_id FROM _fw_seg_new EXCEPT SELECT user_id FROM {table} "
-            "WHERE segment_id = $sid",
-            {"sid": segment.id},
-        )
-        left = _arrow(
-            warehouse,
-            f"SELECT user_id FROM {table} WHERE segment_id = $sid "
-            "EXCEPT SELECT user_id FROM _fw_seg_new",
-            {"sid": segment.id},
-        )
-        cur.register("_fw_seg_left", left)
-        cur.register("_fw_seg_entered", entered)
-        cur.execute("BEGIN")
-        try:
-            cur.execute(
-                f"DELETE FROM {table} WHERE segment_id = $sid "
-                "AND user_id IN (SELECT user_id FROM _fw_seg_left)",
-                {"sid": segment.id},
-            )
-            cur.execute(
-                f"INSERT INTO {table} SELECT $sid, user_id, $now FROM _fw_seg_entered",
-                {"sid": segment.id, "now": utc_naive(now)},
-            )
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-    finally:
-        for name in ("_fw_seg_new", "_fw_seg_left", "_fw_seg_entered"):
-            with contextlib.suppress(duckdb.Error):
-                cur.unregister(name)
+    entered, left = _diff_members(warehouse, project_id, segment.id, fresh)
+    _store_members(warehouse, project_id, segment.id, entered, left, now)
     run = SegmentRun(
         project_id=project_id,
         segment_id=segment.id,
@@ -613,6 +582,107 @@ def refresh_segment(
         left=len(left_ids),
         seconds=run.seconds,
     )
+
+
+def _lock_for_refresh(session: Session, project_id: int, segment_id: int) -> Segment:
+    """The segment, locked against other refreshes until the caller's transaction ends.
+
+    A refresh diffs the fresh members against the warehouse membership and commits its new
+    membership to DuckDB before the operational transaction (run, mirror, feed) commits. Two
+    overlapping refreshes would both diff against the old membership and announce the same
+    changes twice; so the lock is taken before the rule is read and the diff computed, and
+    held to the end of the transaction, which covers the DuckDB write as well.
+
+    PostgreSQL: the segment's row ``FOR NO KEY UPDATE`` — the row lock the refresh's update
+    of ``size`` / ``refreshed_at`` takes anyway, only taken first. Chosen over an advisory lock
+    because it needs no key space shared with other advisory locks (ingest keys its own), it
+    also orders a refresh after a concurrent rule edit or delete of the segment, and ``NO KEY``
+    leaves inserts that reference the segment (runs, members) unblocked. Read committed then
+    reads the row as committed by the refresh that was waited for.
+
+    SQLite: a no-op ``UPDATE`` of the row takes the database's single write lock (the driver
+    begins the transaction at the first write, so the reads before it hold no stale snapshot;
+    a transaction that wrote already holds the lock); other writers wait for the commit (busy
+    timeout), which serialises the whole read-diff-write sequence across threads and
+    processes (an in-process lock would cover neither other processes nor the commit, which
+    the caller's unit of work makes after this service returns).
+    """
+    session.flush()  # a pending change of the segment in this session must not be overwritten
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Segment)
+            .where(Segment.id == segment_id, Segment.project_id == project_id)
+            .values(refreshed_at=Segment.refreshed_at)
+            .execution_options(synchronize_session=False)
+        )
+    segment = session.get(
+        Segment, segment_id, with_for_update={"key_share": True}, populate_existing=True
+    )
+    if segment is None or segment.project_id != project_id:
+        raise NotFound(f"unknown segment {segment_id}")
+    return segment
+
+
+def _diff_members(
+    warehouse: Warehouse, project_id: int, segment_id: int, fresh: pa.Table
+) -> tuple[pa.Table, pa.Table]:
+    """(entered, left): ``fresh`` against the stored warehouse membership."""
+    table = quote_ident(Tables.for_project(project_id).segment_members)
+    cur = warehouse.cursor()
+    cur.register("_fw_seg_new", fresh)
+    try:
+        entered = _arrow(
+            warehouse,
+            f"SELECT user_id FROM _fw_seg_new EXCEPT SELECT user_id FROM {table} "
+            "WHERE segment_id = $sid",
+            {"sid": segment_id},
+        )
+        left = _arrow(
+            warehouse,
+            f"SELECT user_id FROM {table} WHERE segment_id = $sid "
+            "EXCEPT SELECT user_id FROM _fw_seg_new",
+            {"sid": segment_id},
+        )
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            cur.unregister("_fw_seg_new")
+    return entered, left
+
+
+def _store_members(
+    warehouse: Warehouse,
+    project_id: int,
+    segment_id: int,
+    entered: pa.Table,
+    left: pa.Table,
+    now: datetime,
+) -> None:
+    """Apply a diff to the warehouse membership in one DuckDB transaction (committed here,
+    before the operational transaction: see :func:`_lock_for_refresh`)."""
+    table = quote_ident(Tables.for_project(project_id).segment_members)
+    cur = warehouse.cursor()
+    cur.register("_fw_seg_left", left)
+    cur.register("_fw_seg_entered", entered)
+    try:
+        cur.execute("BEGIN")
+        try:
+            cur.execute(
+                f"DELETE FROM {table} WHERE segment_id = $sid "
+                "AND user_id IN (SELECT user_id FROM _fw_seg_left)",
+                {"sid": segment_id},
+            )
+            cur.execute(
+                f"INSERT INTO {table} SELECT $sid, user_id, $now FROM _fw_seg_entered",
+                {"sid": segment_id, "now": utc_naive(now)},
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+    finally:
+        for name in ("_fw_seg_left", "_fw_seg_entered"):
+            with contextlib.suppress(duckdb.Error):
+                cur.unregister(name)
 
 
 def _emit_changes(
@@ -700,9 +770,19 @@ def is_due(segment: Segment, now: datetime) -> bool:
 
 
 def refresh_due(*, session: Session, warehouse: Warehouse, now: datetime) -> list[RefreshOut]:
-    """Refresh every dynamic segment that is due (all projects)."""
+    """Refresh every dynamic segment that is due (all projects).
+
+    Segments are locked in id order, so two schedulers never wait on each other in a cycle; a
+    segment that another scheduler refreshed while this one waited for its lock is skipped.
+    """
     done: list[RefreshOut] = []
-    for segment in session.scalars(select(Segment).where(Segment.mode == "dynamic")).all():
+    candidates = session.scalars(
+        select(Segment).where(Segment.mode == "dynamic").order_by(Segment.id)
+    ).all()
+    for candidate in candidates:
+        if not is_due(candidate, now):
+            continue
+        segment = _lock_for_refresh(session, candidate.project_id, candidate.id)
         if is_due(segment, now):
             done.append(
                 refresh_segment(

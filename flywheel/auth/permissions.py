@@ -23,6 +23,7 @@ PERMISSIONS: dict[str, str] = {
     "journeys:read": "see journeys and their statistics",
     "journeys:write": "design journeys",
     "journeys:publish": "publish, pause and stop journeys",
+    "journeys:approve": "approve or reject a journey's publication (four-eyes setting)",
     "content:read": "see content",
     "content:write": "write content and submit it for review",
     "content:approve": "approve or reject content",
@@ -85,6 +86,7 @@ ROLES: dict[str, frozenset[str]] = {
         {
             "projects:read",
             "journeys:read",
+            "journeys:approve",
             "content:read",
             "content:approve",
             "channels:read",

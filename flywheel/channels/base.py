@@ -91,6 +91,9 @@ class Channel(ABC):
     """A way to reach a customer. One instance per (project, channel) in a dispatcher."""
 
     name: ClassVar[str]
+    #: The family compliance rules may name instead of each adapter (``wechat`` for the
+    #: template and subscribe messages, ``wecom``, ``push``); None: the adapter's own name.
+    family: ClassVar[str | None] = None
     #: Customer-facing channels pass the whole gate; internal ones (advisor tasks) skip quiet
     #: hours, caps and consent but keep suitability and content approval.
     customer_facing: ClassVar[bool] = True
@@ -150,6 +153,12 @@ def register(name: str) -> Callable[[type[Channel]], type[Channel]]:
         return cls
 
     return wrap
+
+
+def family_of(name: str) -> str:
+    """The channel family of adapter ``name`` (its own name when it has none or is unknown)."""
+    family = getattr(REGISTRY.get(name), "family", None)
+    return family if isinstance(family, str) and family else name
 
 
 def known_channels() -> list[str]:

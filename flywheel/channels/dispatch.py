@@ -45,6 +45,7 @@ from flywheel.channels.base import (
     OutcomeKind,
     Outgoing,
     StoringChannel,
+    family_of,
 )
 from flywheel.channels.models import Message, SendSpec
 from flywheel.compliance import service as compliance
@@ -346,7 +347,7 @@ class Dispatcher:
                 )
             ).all()
             found.extend(
-                Contact(int(i), int(u), ch, pu, sent or upd)
+                Contact(int(i), int(u), ch, pu, sent or upd, family_of(ch))
                 for i, u, ch, pu, sent, upd in rows
                 if (sent or upd) >= moment
             )
@@ -405,6 +406,7 @@ class Dispatcher:
                     purpose=m.purpose,
                     priority=m.priority,
                     customer_facing=type(adapter).customer_facing,
+                    family=family_of(m.channel),
                     product_risk_level=spec.product_risk_level,
                     recommendations=[r for r in recs if isinstance(r, Mapping)]
                     if isinstance(recs, list)

@@ -69,6 +69,9 @@ class ComplianceSettingsIn(_Strict):
     consent_required: list[str] = Field(default_factory=lambda: ["sms", "email"])
     #: Only whitelisted customers receive anything (pilot / grey release).
     whitelist_only: bool = False
+    #: Four-eyes publishing: a journey goes live only when a second person (neither its author
+    #: nor whoever asked) with ``journeys:approve`` approves the publication request.
+    journey_publish_review: bool = False
 
     @field_validator("channel_caps")
     @classmethod
@@ -208,6 +211,14 @@ class Candidate:
     product_risk_level: int | str | None = None
     #: Recommended items the message carries (each with ``item_type`` and ``risk_level``).
     recommendations: list[Mapping[str, Any]] = field(default_factory=list)
+    #: The channel's family (``wechat`` for ``wechat_template``…): rules naming the family
+    #: apply as rules naming the channel do. None: the channel is its own family.
+    family: str | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The names a rule may use for this candidate's channel (besides ``*``)."""
+        return (self.channel, self.family) if self.family else (self.channel,)
 
 
 @dataclass(frozen=True)
@@ -219,3 +230,4 @@ class Contact:
     channel: str
     purpose: str
     at: datetime
+    family: str | None = None

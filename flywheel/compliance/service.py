@@ -493,8 +493,19 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-def _matches(channel_rule: str, purpose_rule: str, channel: str, purpose: str) -> bool:
-    return channel_rule in (ANY, channel) and purpose_rule in (ANY, purpose)
+def _matches(channel_rule: str, purpose_rule: str, c: Candidate) -> bool:
+    return (channel_rule == ANY or channel_rule in c.channels) and purpose_rule in (
+        ANY,
+        c.purpose,
+    )
+
+
+def _needs_consent(c: Candidate, needs_consent: set[str]) -> bool:
+    return (
+        c.customer_facing
+        and c.purpose == MARKETING
+        and any(name in needs_consent for name in c.channels)
+    )
 
 
 def _product_level(value: int | str | None) -> int | None:
@@ -633,13 +644,7 @@ def evaluate(
     opt_outs = _load_opt_outs(session, project_id, users)
     lists = _load_lists(session, project_id, users)
     needs_consent = set(config.consent_required)
-    consent_users = sorted(
-        {
-            c.user_id
-            for c in candidates
-            if c.customer_facing and c.purpose == MARKETING and c.channel in needs_consent
-        }
-    )
+    consent_users = sorted({c.user_id for c in candidates if _needs_consent(c, needs_consent)})
     consents = _load_consents(session, project_id, consent_users) if consent_users else {}
     today = suitability.business_date(now)
     quiet_end = quiet_until(config, now)
@@ -671,20 +676,15 @@ def _rules(
     profiles_by_user: Mapping[int, Mapping[str, Any]],
     today: Any,
 ) -> Decision | None:
-    if any(_matches(ch, pu, c.channel, c.purpose) for ch, pu in opt_outs.get(c.user_id, ())):
+    if any(_matches(ch, pu, c) for ch, pu in opt_outs.get(c.user_id, ())):
         return Decision(Verdict.BLOCK, Reason.OPTED_OUT)
-    entries = [kind for kind, ch in lists.get(c.user_id, ()) if ch in (ANY, c.channel)]
+    entries = [kind for kind, ch in lists.get(c.user_id, ()) if ch == ANY or ch in c.channels]
     if "black" in entries:
         return Decision(Verdict.BLOCK, Reason.BLACKLISTED)
     if config.whitelist_only and "white" not in entries:
         return Decision(Verdict.BLOCK, Reason.NOT_WHITELISTED)
-    if (
-        c.customer_facing
-        and c.purpose == MARKETING
-        and c.channel in needs_consent
-        and not any(
-            _matches(ch, pu, c.channel, c.purpose) for ch, pu in consents.get(c.user_id, ())
-        )
+    if _needs_consent(c, needs_consent) and not any(
+        _matches(ch, pu, c) for ch, pu in consents.get(c.user_id, ())
     ):
         return Decision(Verdict.BLOCK, Reason.NO_CONSENT)
     unsuitable = _suitability(c, profiles_by_user.get(c.user_id, {}), today)
@@ -716,20 +716,23 @@ def _apply_caps(
             if contact.purpose == MARKETING and contact.ref not in batch_refs:
                 contacts[contact.user_id].append(contact)
 
-    def used(user_id: int, channel: str | None, days: int) -> int:
+    def used(user_id: int, name: str | None, days: int) -> int:
+        """Contacts in the last ``days`` on channel or family ``name`` (None: any)."""
         start = at - timedelta(days=days)
         return sum(
             1
             for k in contacts.get(user_id, ())
-            if (channel is None or k.channel == channel) and to_utc(k.at) >= start
+            if (name is None or name in (k.channel, k.family)) and to_utc(k.at) >= start
         )
 
     order = sorted(capped, key=lambda i: (-candidates[i].priority, candidates[i].ref))
     for index in order:
         c = candidates[index]
-        channel_cap = caps.get(c.channel)
-        over = channel_cap is not None and used(c.user_id, c.channel, channel_cap.days) >= (
-            channel_cap.max
+        # A cap may name the channel and another its family: each one counts.
+        over = any(
+            used(c.user_id, name, cap.days) >= cap.max
+            for name in c.channels
+            if (cap := caps.get(name)) is not None
         )
         over = over or (
             global_cap is not None and used(c.user_id, None, global_cap.days) >= global_cap.max
@@ -737,4 +740,6 @@ def _apply_caps(
         if over:
             decisions[index] = Decision(Verdict.BLOCK, Reason.FREQUENCY_CAP)
         else:
-            contacts[c.user_id].append(Contact(c.ref, c.user_id, c.channel, MARKETING, at))
+            contacts[c.user_id].append(
+                Contact(c.ref, c.user_id, c.channel, MARKETING, at, c.family)
+            )

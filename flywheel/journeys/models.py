@@ -38,6 +38,9 @@ class Journey(Base):
     draft: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     live_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     author_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: A publication awaiting a second person's approval (four-eyes, a compliance setting):
+    #: ``{"by", "by_user_id", "at", "in_flight", "draft_sha"}``; None when nothing waits.
+    publish_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     created_at: Mapped[datetime] = utcnow_column()
     updated_at: Mapped[datetime] = utcnow_column()

@@ -19,6 +19,7 @@ from flywheel.journeys.schemas import (
     JourneyOut,
     JourneyStats,
     JourneySummary,
+    PublishDecisionIn,
     PublishIn,
     TriggerIn,
     TriggerOut,
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"])
 Reader = Annotated[Principal, Depends(require("journeys:read"))]
 Writer = Annotated[Principal, Depends(require("journeys:write"))]
 Publisher = Annotated[Principal, Depends(require("journeys:publish"))]
+Approver = Annotated[Principal, Depends(require("journeys:approve"))]
 Ident = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 _CATEGORIES = {
@@ -181,22 +183,82 @@ def validate_draft(
     return ValidationOut(valid=not blocking(problems), problems=problems)
 
 
-@router.post("/{journey_id}/publish", response_model=JourneyOut)
+@router.post(
+    "/{journey_id}/publish",
+    response_model=JourneyOut,
+    responses={202: {"description": "four-eyes: the request awaits a second person"}},
+)
 def publish(
     journey_id: Ident,
     session: SessionDep,
     runtime: RuntimeDep,
     project_id: ProjectId,
     who: Publisher,
+    response: Response,
     body: Annotated[PublishIn | None, Body()] = None,
 ) -> JourneyOut:
+    """Publish the draft — or, when the project's compliance settings ask for four-eyes
+    publishing, record a request for a second person to approve (202)."""
+    in_flight = (body or PublishIn()).in_flight
+    if service.review_required(session=session, project_id=project_id):
+        response.status_code = 202
+        return service.request_publish(
+            session=session,
+            project_id=project_id,
+            journey_id=journey_id,
+            principal=who,
+            now=runtime.clock(),
+            in_flight=in_flight,
+        )
     return service.publish(
         session=session,
         project_id=project_id,
         journey_id=journey_id,
         actor=who.actor,
         now=runtime.clock(),
-        in_flight=(body or PublishIn()).in_flight,
+        in_flight=in_flight,
+    )
+
+
+@router.post("/{journey_id}/publish/approve", response_model=JourneyOut)
+def approve_publish(
+    journey_id: Ident,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    project_id: ProjectId,
+    who: Approver,
+    body: Annotated[PublishDecisionIn | None, Body()] = None,
+) -> JourneyOut:
+    """The second person publishes a requested journey (not its author, not who asked)."""
+    decision = body or PublishDecisionIn()
+    return service.approve_publish(
+        session=session,
+        project_id=project_id,
+        journey_id=journey_id,
+        principal=who,
+        now=runtime.clock(),
+        draft_sha=decision.draft_sha,
+        comment=decision.comment,
+    )
+
+
+@router.post("/{journey_id}/publish/reject", response_model=JourneyOut)
+def reject_publish(
+    journey_id: Ident,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    project_id: ProjectId,
+    who: Approver,
+    body: Annotated[PublishDecisionIn | None, Body()] = None,
+) -> JourneyOut:
+    """Turn a publication request down; the draft stays."""
+    return service.reject_publish(
+        session=session,
+        project_id=project_id,
+        journey_id=journey_id,
+        principal=who,
+        now=runtime.clock(),
+        comment=(body or PublishDecisionIn()).comment,
     )
 
 

@@ -380,6 +380,17 @@ class VersionOut(BaseModel):
     published_at: datetime
 
 
+class PublishRequestOut(BaseModel):
+    """A publication awaiting a second person's approval (four-eyes setting)."""
+
+    by: str
+    by_user_id: int | None = None
+    at: datetime
+    in_flight: Literal["drain", "migrate"] = "drain"
+    #: SHA-256 of the draft as requested; an approver may send it back to approve only that.
+    draft_sha: str
+
+
 class JourneyOut(BaseModel):
     id: int
     name: str
@@ -387,6 +398,7 @@ class JourneyOut(BaseModel):
     purpose: str
     definition: dict[str, Any]
     live_version: VersionOut | None
+    publish_request: PublishRequestOut | None = None
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -399,6 +411,7 @@ class JourneySummary(BaseModel):
     purpose: str
     live_version: int | None
     in_flight: int
+    awaiting_approval: bool = False
     updated_at: datetime
 
 
@@ -408,6 +421,15 @@ class PublishIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     in_flight: Literal["drain", "migrate"] = "drain"
+
+
+class PublishDecisionIn(BaseModel):
+    """An approver's decision on a publication request. ``draft_sha`` (from
+    ``publish_request``) approves only the draft the approver reviewed."""
+
+    model_config = ConfigDict(extra="forbid")
+    draft_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    comment: str = Field(default="", max_length=2000)
 
 
 class TriggerIn(BaseModel):

@@ -3,22 +3,26 @@ import, API triggers and live statistics. The engine that moves customers is ``e
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from flywheel.audit import service as audit
 from flywheel.auth.schemas import Principal
+from flywheel.auth.service import ensure_not_author
 from flywheel.channels import catalog as channel_catalog
 from flywheel.channels import outbox
+from flywheel.compliance import service as compliance
 from flywheel.content import service as content_service
 from flywheel.content import templates
 from flywheel.core.clock import utc_naive
-from flywheel.core.errors import Conflict, FlywheelError, InvalidInput, NotFound
+from flywheel.core.errors import Conflict, FlywheelError, Forbidden, InvalidInput, NotFound
 from flywheel.ingest import feed
 from flywheel.journeys.models import Journey, JourneyNodeCount, JourneyState, JourneyVersion
 from flywheel.journeys.schemas import (
@@ -37,6 +41,7 @@ from flywheel.journeys.schemas import (
     JourneySummary,
     NodeStats,
     Problem,
+    PublishRequestOut,
     Recommend,
     Send,
     SetTag,
@@ -88,6 +93,12 @@ def reference_checks(
         return problems
 
     return [check]
+
+
+class ReviewRequired(Forbidden):
+    """Publishing needs a second person's approval (compliance setting)."""
+
+    code = "review_required"
 
 
 def _missing(node_id: str, what: str) -> Problem:
@@ -270,6 +281,11 @@ def _out(session: Session, journey: Journey) -> JourneyOut:
         purpose=str(journey.draft.get("purpose", "marketing")),
         definition=journey.draft,
         live_version=_version_out(live),
+        publish_request=(
+            PublishRequestOut.model_validate(journey.publish_request)
+            if journey.publish_request
+            else None
+        ),
         created_by=journey.created_by,
         created_at=journey.created_at,
         updated_at=journey.updated_at,
@@ -337,14 +353,19 @@ def update_journey(
     journey = _get(session, project_id, journey_id)
     _check_name(session, project_id, definition.name, journey.id)
     journey.name = definition.name
+    withdrawn = journey.publish_request is not None and _draft_sha(_dump(definition)) != (
+        journey.publish_request or {}
+    ).get("draft_sha")
     journey.draft = _dump(definition)
     journey.updated_at = utc_naive(now)
+    if withdrawn:
+        journey.publish_request = None  # the request was for the draft as it was
     audit.record(
         session=session,
         actor=actor,
         action="journey.edited",
         target=f"journey:{journey.id}",
-        detail={"name": journey.name},
+        detail={"name": journey.name, **({"publish_request_withdrawn": True} if withdrawn else {})},
         project_id=project_id,
         now=now,
     )
@@ -408,6 +429,7 @@ def list_journeys(*, session: Session, project_id: int) -> list[JourneySummary]:
             purpose=str(j.draft.get("purpose", "marketing")),
             live_version=numbers.get(j.live_version_id) if j.live_version_id else None,
             in_flight=int(in_flight.get(j.id, 0)),
+            awaiting_approval=j.publish_request is not None,
             updated_at=j.updated_at,
         )
         for j in journeys
@@ -467,13 +489,21 @@ def publish(
     actor: str,
     now: datetime,
     in_flight: str = "drain",
+    reviewed: bool = False,
 ) -> JourneyOut:
     """Freeze the draft as a new immutable version and make it live.
 
     Customers in flight on the previous version either finish there (``drain``) or move to
     the node with the same id in the new version (``migrate``; those whose node no longer
-    exists keep draining). :class:`InvalidJourney` lists what prevents publishing.
+    exists keep draining). :class:`InvalidJourney` lists what prevents publishing;
+    :class:`ReviewRequired` when the project publishes four-eyes and this is not the approval
+    of a request (``reviewed``).
     """
+    if not reviewed and review_required(session=session, project_id=project_id):
+        raise ReviewRequired(
+            "this project publishes journeys four-eyes: request publication"
+            " (POST /api/v1/journeys/{id}/publish) and have a second person approve it"
+        )
     journey = _get(session, project_id, journey_id)
     definition = parse_definition(journey.draft)
     problems = blocking(
@@ -516,6 +546,7 @@ def publish(
         version.entry_runs = dict(previous.entry_runs)  # a "once" entry does not run again
     journey.live_version_id = version.id
     journey.status = "published"
+    journey.publish_request = None
     journey.updated_at = utc_naive(now)
     refresh_watch(session=session, project_id=project_id)
     audit.record(
@@ -524,6 +555,133 @@ def publish(
         action="journey.published",
         target=f"journey:{journey.id}",
         detail={"version": number, "in_flight": in_flight, "migrated": migrated},
+        project_id=project_id,
+        now=now,
+    )
+    session.flush()
+    return _out(session, journey)
+
+
+def review_required(*, session: Session, project_id: int) -> bool:
+    """Whether the project's compliance settings ask for four-eyes publishing."""
+    return compliance.get_settings(session=session, project_id=project_id).journey_publish_review
+
+
+def _draft_sha(draft: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def request_publish(
+    *,
+    session: Session,
+    project_id: int,
+    journey_id: int,
+    principal: Principal,
+    now: datetime,
+    in_flight: str = "drain",
+) -> JourneyOut:
+    """Ask a second person to publish the draft as it is now (four-eyes setting).
+
+    The draft must be publishable (:class:`InvalidJourney` otherwise, so the approver never
+    sees a request that cannot go live). A newer request replaces an older one; editing the
+    draft withdraws it.
+    """
+    journey = _get(session, project_id, journey_id)
+    definition = parse_definition(journey.draft)
+    problems = blocking(
+        check_definition(session=session, project_id=project_id, definition=definition, now=now)
+    )
+    if problems:
+        raise InvalidJourney(problems)
+    request = PublishRequestOut(
+        by=principal.actor,
+        by_user_id=principal.user_id,
+        at=utc_naive(now),
+        in_flight=in_flight,
+        draft_sha=_draft_sha(journey.draft),
+    )
+    journey.publish_request = request.model_dump(mode="json")
+    journey.updated_at = utc_naive(now)
+    audit.record(
+        session=session,
+        actor=principal.actor,
+        action="journey.publish_requested",
+        target=f"journey:{journey.id}",
+        detail={"in_flight": in_flight, "draft_sha": request.draft_sha},
+        project_id=project_id,
+        now=now,
+    )
+    session.flush()
+    return _out(session, journey)
+
+
+def _pending(journey: Journey, principal: Principal, draft_sha: str | None) -> PublishRequestOut:
+    if journey.publish_request is None:
+        raise Conflict("no publication is awaiting approval for this journey")
+    request = PublishRequestOut.model_validate(journey.publish_request)
+    if draft_sha is not None and draft_sha != request.draft_sha:
+        raise Conflict("the request is not for the draft you reviewed; reload it")
+    ensure_not_author(principal, request.by_user_id)
+    ensure_not_author(principal, journey.author_user_id)
+    return request
+
+
+def approve_publish(
+    *,
+    session: Session,
+    project_id: int,
+    journey_id: int,
+    principal: Principal,
+    now: datetime,
+    draft_sha: str | None = None,
+    comment: str = "",
+) -> JourneyOut:
+    """Publish a requested journey as the second person. Refused (403) to whoever asked and to
+    the journey's author; (409) when nothing waits or ``draft_sha`` — what the approver
+    reviewed — is not what was requested."""
+    journey = _get(session, project_id, journey_id)
+    request = _pending(journey, principal, draft_sha)
+    audit.record(
+        session=session,
+        actor=principal.actor,
+        action="journey.publish_approved",
+        target=f"journey:{journey.id}",
+        detail={"requested_by": request.by, "draft_sha": request.draft_sha, "comment": comment},
+        project_id=project_id,
+        now=now,
+    )
+    return publish(
+        session=session,
+        project_id=project_id,
+        journey_id=journey_id,
+        actor=principal.actor,
+        now=now,
+        in_flight=request.in_flight,
+        reviewed=True,
+    )
+
+
+def reject_publish(
+    *,
+    session: Session,
+    project_id: int,
+    journey_id: int,
+    principal: Principal,
+    now: datetime,
+    comment: str = "",
+) -> JourneyOut:
+    """Turn a publication request down (the draft stays as it is); same refusals as
+    :func:`approve_publish`."""
+    journey = _get(session, project_id, journey_id)
+    request = _pending(journey, principal, None)
+    journey.publish_request = None
+    journey.updated_at = utc_naive(now)
+    audit.record(
+        session=session,
+        actor=principal.actor,
+        action="journey.publish_rejected",
+        target=f"journey:{journey.id}",
+        detail={"requested_by": request.by, "draft_sha": request.draft_sha, "comment": comment},
         project_id=project_id,
         now=now,
     )

@@ -357,3 +357,84 @@ def test_nothing_unsuitable_or_opted_out_is_ever_allowed(
         assert all(x <= allowed_max for x in levels), (c, d)
         if purpose == "marketing" and enabled and start != end:
             assert compliance.quiet_until(config, now) is None
+
+
+def test_rules_naming_a_channel_family_apply_to_its_adapters(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Default caps name ``wechat``/``wecom``/``push``; adapters are ``wechat_template``,
+    ``app_push``…: opt-outs, consents, lists and caps naming the family apply to them."""
+    from flywheel.channels import catalog
+    from flywheel.channels.base import family_of
+    from flywheel.compliance.schemas import Contact
+
+    catalog.channel_names()
+    assert [family_of(n) for n in ("wechat_subscribe", "wecom_customer", "app_push", "sms")] == [
+        "wechat",
+        "wecom",
+        "push",
+        "sms",
+    ]
+    people = [{"name": n, **VALID} for n in ("opted", "consented", "none", "capped", "other")]
+    opted, consented, none, capped, other = h.customers(runtime, people, clock())
+    pid = h.project_id(runtime)
+    now = clock()
+    with runtime.db.unit_of_work() as session:
+        compliance.opt_out(
+            session=session,
+            project_id=pid,
+            user_id=opted,
+            opt_out_in=OptOutIn(channel="wechat", purpose="*"),
+            actor="user:t",
+            now=now,
+        )
+        compliance.set_consent(
+            session=session,
+            project_id=pid,
+            user_id=consented,
+            consent_in=ConsentIn(channel="wechat"),
+            actor="user:t",
+            now=now,
+        )
+        config = ComplianceSettingsIn(
+            quiet_hours=QuietHours(enabled=False),
+            channel_caps={"push": Cap(max=2, days=7)},
+            global_cap=None,
+            consent_required=["wechat"],
+        )
+
+        def candidate(ref: int, user: int, channel: str) -> Candidate:
+            return Candidate(ref=ref, user_id=user, channel=channel, family=family_of(channel))
+
+        earlier = now - timedelta(days=1)
+        history = [
+            Contact(90, capped, "app_push", "marketing", earlier, "push"),
+            Contact(91, capped, "app_push", "marketing", earlier, "push"),
+            Contact(92, other, "sms", "marketing", earlier, "sms"),
+            Contact(93, other, "sms", "marketing", earlier, "sms"),
+        ]
+        decisions = compliance.evaluate(
+            session=session,
+            project_id=pid,
+            candidates=[
+                candidate(1, opted, "wechat_template"),
+                candidate(2, consented, "wechat_subscribe"),
+                candidate(3, none, "wechat_template"),
+                candidate(4, capped, "app_push"),
+                candidate(5, other, "app_push"),
+                candidate(6, other, "app_push"),
+                candidate(7, other, "app_push"),
+            ],
+            now=now,
+            settings=config,
+            recent_contacts=lambda users, _since: [c for c in history if c.user_id in users],
+        )
+    assert [d.reason for d in decisions] == [
+        Reason.OPTED_OUT,
+        None,
+        Reason.NO_CONSENT,
+        Reason.FREQUENCY_CAP,  # two pushes this week already
+        None,  # two SMS do not count against the push cap
+        None,
+        Reason.FREQUENCY_CAP,  # the third push of the batch
+    ]

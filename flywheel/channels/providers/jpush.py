@@ -92,6 +92,8 @@ def failure_outcome(exc: Exception) -> Outcome:
 class JPushChannel(Channel):
     """Notifications to the brokerage's app through JPush."""
 
+    family = "push"
+
     def __init__(self, context: ChannelContext) -> None:
         super().__init__(context)
         account = context.account

@@ -110,6 +110,8 @@ def _miniprogram(message: Outgoing, template: Mapping[str, Any]) -> dict[str, st
 class WeChatTemplateChannel(_WeChatChannel):
     """Template messages (``message/template/send``) to followers of the account."""
 
+    family = "wechat"
+
     path = "/cgi-bin/message/template/send"
 
     def _payload(self, message: Outgoing, template: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,6 +132,8 @@ class WeChatTemplateChannel(_WeChatChannel):
 @register("wechat_subscribe")
 class WeChatSubscribeChannel(_WeChatChannel):
     """Subscribe messages (``message/subscribe/bizsend``) the customer agreed to receive."""
+
+    family = "wechat"
 
     path = "/cgi-bin/message/subscribe/bizsend"
 

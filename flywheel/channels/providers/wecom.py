@@ -140,6 +140,7 @@ def _text_payload(message: Outgoing, markdown: bool) -> dict[str, Any]:
 class WeComAppChannel(_WeComTokenChannel):
     """Application messages to employees (the customer's advisor by default)."""
 
+    family = "wecom"
     customer_facing = False
 
     def address(
@@ -178,6 +179,7 @@ class WeComAppChannel(_WeComTokenChannel):
 class WeComRobotChannel(_WeixinChannel):
     """A group robot: markdown (default) or text into a WeCom group chat."""
 
+    family = "wecom"
     customer_facing = False
 
     def address(
@@ -209,6 +211,8 @@ class WeComRobotChannel(_WeixinChannel):
 @register("wecom_customer")
 class WeComCustomerChannel(_WeComTokenChannel):
     """Customer-contact message templates: the advisor's 1v1 outreach to a WeChat customer."""
+
+    family = "wecom"
 
     secret_field = "contact_secret"
 

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class ChannelOut(BaseModel):
     name: str
     customer_facing: bool
+    #: What compliance rules may name for it as well (``wechat`` for ``wechat_template``).
+    family: str
 
 
 class MessageOut(BaseModel):

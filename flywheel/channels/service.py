@@ -13,7 +13,7 @@ from flywheel.audit import service as audit
 from flywheel.auth import pii, scope
 from flywheel.auth.schemas import Principal
 from flywheel.channels import catalog, system_events
-from flywheel.channels.base import REGISTRY
+from flywheel.channels.base import REGISTRY, family_of
 from flywheel.channels.models import AdvisorTask, Message, SlotMessage
 from flywheel.channels.schemas import (
     AdvisorTaskOut,
@@ -38,7 +38,9 @@ def known_channels() -> list[ChannelOut]:
     """Every registered channel adapter."""
     return [
         ChannelOut(
-            name=name, customer_facing=bool(getattr(REGISTRY[name], "customer_facing", True))
+            name=name,
+            customer_facing=bool(getattr(REGISTRY[name], "customer_facing", True)),
+            family=family_of(name),
         )
         for name in catalog.channel_names()
     ]

@@ -78,3 +78,18 @@ def test_settings_consents_opt_outs_lists(
         "compliance.list_entry_deleted",
     ):
         assert action in actions, action
+
+
+def test_channels_list_their_family_for_rules(
+    client: TestClient, make_headers: Callable[..., dict[str, str]]
+) -> None:
+    """The console offers rule channels from this list: every default cap key is a family."""
+    officer = make_headers("compliance")
+    channels = {c["name"]: c for c in client.get("/api/v1/channels", headers=officer).json()}
+    assert channels["wechat_template"]["family"] == "wechat"
+    assert channels["wecom_robot"]["family"] == "wecom"
+    assert channels["app_push"]["family"] == "push"
+    assert channels["sms"]["family"] == "sms"
+    defaults = client.get(f"{BASE}/settings", headers=officer).json()
+    families = {c["family"] for c in channels.values()}
+    assert set(defaults["channel_caps"]) <= families

@@ -9,7 +9,8 @@ import { Chart } from "../components/Chart";
 import { api, errorText } from "../lib/api";
 import { useAuth } from "../lib/auth";
 import { formatTime, percent } from "../lib/format";
-import { useI18n, type MessageKey } from "../lib/i18n";
+import { ruleChannels, type ChannelInfo, type RuleChannel } from "../lib/channels";
+import { useI18n, type MessageKey, type Translate } from "../lib/i18n";
 import { useApi } from "../lib/useApi";
 
 interface Account {
@@ -44,6 +45,7 @@ interface ComplianceSettings {
   global_cap: Cap | null;
   consent_required: string[];
   whitelist_only: boolean;
+  journey_publish_review: boolean;
   updated_by?: string;
   updated_at?: string | null;
 }
@@ -64,6 +66,12 @@ function useChannels(): string[] {
   const known = useApi((s) => api.get<{ name: string }[]>("/api/v1/channels", undefined, s).catch(() => []), []);
   return (known.data ?? []).map((c) => c.name);
 }
+/** What a compliance rule may name: every adapter and every family (wechat, wecom, push). */
+function useRuleChannels(): RuleChannel[] {
+  const known = useApi((s) => api.get<ChannelInfo[]>("/api/v1/channels", undefined, s).catch(() => []), []);
+  return ruleChannels(known.data ?? []);
+}
+const ruleChannelLabel = (t: Translate, c: RuleChannel) => (c.family ? t("compliance.family", { name: channelLabel(t, c.value) }) : channelLabel(t, c.value));
 const channelLabel = (t: (k: MessageKey) => string, c: string) => t(`channel.${c}` as MessageKey) ?? c;
 
 /** Key/value pairs edited as rows (credentials: values typed in clear, never shown back). */
@@ -312,7 +320,7 @@ function Stats() {
 
 function ComplianceSettingsForm() {
   const { t } = useI18n();
-  const CHANNELS = useChannels();
+  const RULE_CHANNELS = useRuleChannels();
   const { can } = useAuth();
   const { message } = AntApp.useApp();
   const loaded = useApi((s) => api.get<ComplianceSettings>("/api/v1/compliance/settings", undefined, s), []);
@@ -376,10 +384,13 @@ function ComplianceSettingsForm() {
         </Space>
       </Card>
       <Form.Item label={t("compliance.consentRequired")}>
-        <Select mode="multiple" value={value.consent_required} onChange={(consent_required: string[]) => set({ consent_required })} options={CHANNELS.map((c) => ({ value: c, label: channelLabel(t, c) }))} />
+        <Select mode="multiple" value={value.consent_required} onChange={(consent_required: string[]) => set({ consent_required })} options={RULE_CHANNELS.map((c) => ({ value: c.value, label: ruleChannelLabel(t, c) }))} />
       </Form.Item>
       <Form.Item label={t("compliance.whitelistOnly")}>
         <Switch checked={value.whitelist_only} onChange={(whitelist_only) => set({ whitelist_only })} />
+      </Form.Item>
+      <Form.Item label={t("compliance.publishReview")} extra={t("compliance.publishReviewHelp")}>
+        <Switch checked={value.journey_publish_review} onChange={(journey_publish_review) => set({ journey_publish_review })} data-testid="compliance-publish-review" />
       </Form.Item>
       <Space>
         <Button type="primary" loading={busy} onClick={() => void save()}>
@@ -399,7 +410,7 @@ function Lists() {
   const { t } = useI18n();
   const { can } = useAuth();
   const admin = can("compliance:admin");
-  const CHANNELS = useChannels();
+  const RULE_CHANNELS = useRuleChannels();
   const { message } = AntApp.useApp();
   const entries = useApi((s) => api.get<ListEntry[]>("/api/v1/compliance/lists", undefined, s), []);
   const [form] = Form.useForm<{ kind: "black" | "white"; key: string; value: string; channel: string; note: string }>();
@@ -440,7 +451,7 @@ function Lists() {
           <Input placeholder={t("customers.value")} style={{ width: 180 }} />
         </Form.Item>
         <Form.Item name="channel">
-          <Select options={["*", ...CHANNELS].map((c) => ({ value: c, label: c === "*" ? t("compliance.allChannels") : channelLabel(t, c) }))} style={{ width: 120 }} />
+          <Select options={[{ value: "*", label: t("compliance.allChannels") }, ...RULE_CHANNELS.map((c) => ({ value: c.value, label: ruleChannelLabel(t, c) }))]} style={{ width: 120 }} />
         </Form.Item>
         <Form.Item name="note">
           <Input placeholder={t("compliance.note")} style={{ width: 160 }} />

@@ -216,6 +216,7 @@ def preview(
         user_id=body.user_id,
         reveal=body.reveal,
         now=runtime.clock(),
+        draft=body.draft,
     )
 
 

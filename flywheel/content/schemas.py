@@ -111,6 +111,11 @@ class ReviewEventOut(BaseModel):
 class PreviewIn(_Strict):
     user_id: int | None = Field(default=None, ge=1)
     reveal: bool = False
+    draft: ContentEdit | None = Field(
+        default=None,
+        description="Unsaved editor fields (as PATCH would carry) rendered instead of the "
+        "saved ones; never stored. Needs content:write.",
+    )
 
 
 class SmsOut(BaseModel):
@@ -131,6 +136,9 @@ class RenderedMessage(BaseModel):
     html: str | None = None
     fields: dict[str, str] = Field(default_factory=dict)
     sms: SmsOut | None = None
+    draft: bool = Field(
+        default=False, description="Rendered from unsaved fields on top of version_id."
+    )
 
 
 class ImportRejection(BaseModel):

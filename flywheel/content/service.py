@@ -9,6 +9,7 @@ approve; any finding blocks approval.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from flywheel.content.schemas import (
 )
 from flywheel.content.storage import MediaStore
 from flywheel.core.clock import utc_naive
-from flywheel.core.errors import Conflict, FlywheelError, InvalidInput, NotFound
+from flywheel.core.errors import Conflict, FlywheelError, Forbidden, InvalidInput, NotFound
 from flywheel.profiles import service as profiles
 from flywheel.recommend import service as recommend_service
 from flywheel.tags import service as tag_service
@@ -59,6 +60,12 @@ class NotApproved(FlywheelError):
 
     status = 409
     code = "content_not_approved"
+
+
+class DraftRejected(templates.TemplateRejected):
+    """Unsaved fields sent to preview do not render (HTTP 422; ``detail.field``/``line``)."""
+
+    status = 422
 
 
 class BlockingFindings(Conflict):
@@ -662,23 +669,57 @@ def export_content(
 
 
 # -- rendering ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Source:
+    """What a message is rendered from: a saved version, or one with unsaved edits laid over."""
+
+    subject: str
+    body: str
+    fields: Mapping[str, Any]
+    fallbacks: Mapping[str, str]
+
+
+def _source(version: ContentVersion, draft: ContentEdit | None = None) -> _Source:
+    edit = draft or ContentEdit()
+    return _Source(
+        subject=version.subject if edit.subject is None else edit.subject,
+        body=version.body if edit.body is None else edit.body,
+        fields=version.fields if edit.fields is None else edit.fields,
+        fallbacks=version.fallbacks if edit.fallbacks is None else edit.fallbacks,
+    )
+
+
+def _render_field(
+    name: str, source: str, context: Mapping[str, Any], fallbacks: Mapping[str, str], html: bool
+) -> str:
+    # Name the field in the error: "body: template syntax error on line 2: …".
+    try:
+        return templates.render_text(source, context, fallbacks=fallbacks, html=html)
+    except templates.TemplateRejected as exc:
+        raise templates.TemplateRejected(
+            f"{name}: {exc.message}", detail={**exc.detail, "field": name}
+        ) from exc
+
+
 def _render(
     item: ContentItem,
-    version: ContentVersion,
+    version_id: int,
+    source: _Source,
     context: Mapping[str, Any],
     *,
     sms_signature: str,
     sms_opt_out: str,
+    draft: bool = False,
 ) -> RenderedMessage:
-    fallbacks = version.fallbacks
-    subject = templates.render_text(version.subject, context, fallbacks=fallbacks)
-    body = templates.render_text(version.body, context, fallbacks=fallbacks)
+    fallbacks = source.fallbacks
+    subject = _render_field("subject", source.subject, context, fallbacks, False)
+    body = _render_field("body", source.body, context, fallbacks, False)
     html = None
     if item.channel == "email":
-        html = templates.render_text(version.body, context, fallbacks=fallbacks, html=True)
+        html = _render_field("body", source.body, context, fallbacks, True)
     fields = {
-        key: templates.render_text(str(value), context, fallbacks=fallbacks)
-        for key, value in version.fields.items()
+        key: _render_field(f"fields.{key}", str(value), context, fallbacks, False)
+        for key, value in source.fields.items()
         if isinstance(value, str)
     }
     sms = None
@@ -693,13 +734,14 @@ def _render(
         )
     return RenderedMessage(
         content_id=item.id,
-        version_id=version.id,
+        version_id=version_id,
         channel=item.channel,
         subject=subject,
         body=body,
         html=html,
         fields=fields,
         sms=sms,
+        draft=draft,
     )
 
 
@@ -759,7 +801,14 @@ def render_for_customer(
         "recommendations": list(recommendations or []),
         "product": version.fields,
     }
-    return _render(item, version, context, sms_signature=sms_signature, sms_opt_out=sms_opt_out)
+    return _render(
+        item,
+        version.id,
+        _source(version),
+        context,
+        sms_signature=sms_signature,
+        sms_opt_out=sms_opt_out,
+    )
 
 
 def preview(
@@ -771,14 +820,25 @@ def preview(
     user_id: int | None,
     reveal: bool,
     now: datetime,
+    draft: ContentEdit | None = None,
 ) -> RenderedMessage:
     """Render the LATEST version (any status) for a chosen customer, PII masked unless revealed.
+
+    With ``draft`` (the unsaved editor fields, as ``PATCH`` carries them) those fields are
+    rendered over the latest version's, through the same sandbox and masking, and nothing is
+    stored: the editor sees a change before saving it starts a new version and resets review.
+    A draft needs ``content:write`` (:class:`Forbidden`) since it runs text nobody saved
+    against a customer's profile; a draft template that does not render is
+    :class:`DraftRejected` (422, naming the field and line).
 
     A customer outside the principal's data scope is :class:`NotFound`. Reveal requires
     ``pii:view`` (:func:`flywheel.auth.pii.authorize_reveal`) and is audited.
     """
+    if draft is not None and not principal.can("content:write"):
+        raise Forbidden("permission 'content:write' required to preview unsaved changes")
     item = _item(session, project_id, content_id)
     version = _latest(session, item)
+    source = _source(version, draft)
     show = pii.authorize_reveal(principal, reveal=reveal)
     profile: dict[str, Any] = {}
     if user_id is not None:
@@ -799,8 +859,19 @@ def preview(
         "user": pii.mask_properties(profile, reveal=show),
         "tags": {},
         "recommendations": [],
-        "product": version.fields,
+        "product": source.fields,
     }
-    return _render(
-        item, version, context, sms_signature=SMS_SIGNATURE_DEFAULT, sms_opt_out=SMS_OPT_OUT_DEFAULT
-    )
+    try:
+        return _render(
+            item,
+            version.id,
+            source,
+            context,
+            sms_signature=SMS_SIGNATURE_DEFAULT,
+            sms_opt_out=SMS_OPT_OUT_DEFAULT,
+            draft=draft is not None,
+        )
+    except templates.TemplateRejected as exc:
+        if draft is None:
+            raise
+        raise DraftRejected(exc.message, detail=exc.detail) from exc

@@ -89,26 +89,31 @@ _HTML = _environment(True)
 def validate(source: str) -> None:
     """Refuse a template that does not parse, uses an unknown variable, or names ``_`` attrs.
 
-    :class:`TemplateRejected` with what is wrong.
+    :class:`TemplateRejected` with what is wrong and, in ``detail.line``, where.
     """
     try:
         tree = _PLAIN.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateRejected(
-            f"template syntax error on line {exc.lineno}: {exc.message}"
+            f"template syntax error on line {exc.lineno}: {exc.message}",
+            detail={"line": exc.lineno},
         ) from exc
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for name in tree.find_all(nodes.Name):
         if name.ctx == "load" and name.name not in ALLOWED_VARIABLES | assigned:
             raise TemplateRejected(
-                f"unknown template variable {name.name!r}; allowed: "
-                + ", ".join(sorted(ALLOWED_VARIABLES))
+                f"unknown template variable {name.name!r} on line {name.lineno}; allowed: "
+                + ", ".join(sorted(ALLOWED_VARIABLES)),
+                detail={"line": name.lineno},
             )
-    keys: list[object] = [node.attr for node in tree.find_all(nodes.Getattr)]
-    keys += [getattr(node.arg, "value", "") for node in tree.find_all(nodes.Getitem)]
-    for key in keys:
+    keyed: list[tuple[object, int]] = [(n.attr, n.lineno) for n in tree.find_all(nodes.Getattr)]
+    keyed += [(getattr(n.arg, "value", ""), n.lineno) for n in tree.find_all(nodes.Getitem)]
+    for key, line in keyed:
         if isinstance(key, str) and key.startswith("_"):
-            raise TemplateRejected(f"access to attribute {key!r} is not allowed in templates")
+            raise TemplateRejected(
+                f"access to attribute {key!r} is not allowed in templates (line {line})",
+                detail={"line": line},
+            )
     for _ in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
         raise TemplateRejected("templates cannot include, import or extend other templates")
 
@@ -129,6 +134,17 @@ def _with_fallbacks(context: Mapping[str, Any], fallbacks: Mapping[str, str]) ->
             scope[rest] = fallback
         result[head] = scope
     return result
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an error was raised on (Jinja2 rewrites tracebacks to name them)."""
+    line = None
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
 
 
 @functools.lru_cache(maxsize=1024)
@@ -153,7 +169,12 @@ def render_text(
     try:
         output = template.render(_with_fallbacks(context, fallbacks or {}))
     except (SecurityError, UndefinedError, TypeError, ValueError, OverflowError) as exc:
-        raise TemplateRejected(f"template refused at render time: {exc}") from exc
+        line = _template_line(exc)
+        where = f" on line {line}" if line else ""
+        raise TemplateRejected(
+            f"template refused at render time{where}: {exc}",
+            detail={"line": line} if line else None,
+        ) from exc
     if len(output) > MAX_OUTPUT:
         raise TemplateRejected(f"rendered output longer than {MAX_OUTPUT} characters")
     return output

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { highlight, smsCount } from "./content";
+import { highlight, previewRequest, smsCount } from "./content";
 
 describe("highlight", () => {
   it("cuts the text at the findings", () => {
@@ -33,5 +33,22 @@ describe("smsCount", () => {
     expect(smsCount("你".repeat(70)).segments).toBe(1);
     expect(smsCount("你".repeat(71))).toEqual({ encoding: "ucs2", length: 71, segments: 2, per_segment: 67 });
     expect(smsCount("").segments).toBe(0);
+  });
+});
+
+describe("previewRequest", () => {
+  const saved = { subject: "月报", body: "{{ user.name }}您好" };
+
+  it("previews the saved version while the editor matches it", () => {
+    expect(previewRequest(7, saved, { ...saved })).toEqual({ user_id: 7 });
+    expect(previewRequest(null, saved, { ...saved })).toEqual({ user_id: null });
+  });
+
+  it("sends the editor's text as a draft once it differs", () => {
+    expect(previewRequest(7, saved, { ...saved, body: "{{ user.name }}，您好" })).toEqual({
+      user_id: 7,
+      draft: { subject: "月报", body: "{{ user.name }}，您好" },
+    });
+    expect(previewRequest(null, saved, { ...saved, subject: "" }).draft).toEqual({ subject: "", body: saved.body });
   });
 });

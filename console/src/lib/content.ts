@@ -64,3 +64,22 @@ export function smsCount(text: string): SmsCount {
   if (length <= single) return { encoding, length, segments: length ? 1 : 0, per_segment: single };
   return { encoding, length, segments: Math.ceil(length / multi), per_segment: multi };
 }
+
+/** The editor's text fields, as a save (PATCH /items/{id}) carries them. */
+export interface EditorText {
+  subject: string;
+  body: string;
+}
+
+export interface PreviewRequest {
+  user_id: number | null;
+  draft?: EditorText;
+}
+
+/** The body of POST /items/{id}/preview: the editor's text goes along as an unsaved ``draft``
+ *  when it differs from the saved version, so the preview shows what is on screen; unchanged
+ *  text previews the saved version (which also needs no write permission). */
+export function previewRequest(userId: number | null, saved: EditorText, editor: EditorText): PreviewRequest {
+  if (editor.subject === saved.subject && editor.body === saved.body) return { user_id: userId };
+  return { user_id: userId, draft: { subject: editor.subject, body: editor.body } };
+}

@@ -191,6 +191,8 @@ const zhCN = {
   "admin.action": "动作",
   "admin.target": "对象",
   "admin.more": "加载更多",
+  "content.previewUnsaved": "未保存修改的预览",
+  "content.previewUnsavedHelp": "按编辑器中当前的文字渲染，尚未保存，也不会保存。",
 } as const;
 
 export type MessageKey = keyof typeof zhCN;
@@ -385,6 +387,8 @@ const enUS: Messages = {
   "admin.action": "Action",
   "admin.target": "Target",
   "admin.more": "Load more",
+  "content.previewUnsaved": "Preview of unsaved changes",
+  "content.previewUnsavedHelp": "Rendered from the text in the editor now; it is not saved and will not be.",
 };
 
 export type Language = "zh-CN" | "en-US";

@@ -2,11 +2,11 @@
 // findings highlighted, SMS length, preview for a chosen customer, versions and review, and the
 // review queue for compliance staff (the API refuses an author approving their own version).
 import { App as AntApp, Alert, Button, Card, Col, Drawer, Form, Input, InputNumber, Row, Select, Space, Table, Tabs, Tag, Timeline, Typography } from "antd";
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { ApiAlert } from "../components/ApiAlert";
 import { api, errorText } from "../lib/api";
 import { useAuth } from "../lib/auth";
-import { highlight, smsCount, type Finding } from "../lib/content";
+import { highlight, previewRequest, smsCount, type Finding } from "../lib/content";
 import { formatTime } from "../lib/format";
 import { useI18n, type MessageKey } from "../lib/i18n";
 import { useApi } from "../lib/useApi";
@@ -46,6 +46,8 @@ interface Rendered {
   html: string | null;
   fields: Record<string, string>;
   sms: { encoding: string; length: number; segments: number; per_segment: number } | null;
+  /** Rendered from the editor's unsaved text rather than the saved version. */
+  draft: boolean;
 }
 
 interface ReviewEvent {
@@ -96,6 +98,48 @@ function useFindings(text: string, productCard: boolean) {
   return { findings, error };
 }
 
+/** The preview for a customer, once asked for: the text on screen (the unsaved draft when it
+ *  differs from the saved version), rendered again as it is edited (debounced) so the preview
+ *  never shows stale text. A new ``request`` (the preview button) renders at once. */
+function usePreview(item: ContentItem, request: { userId: number | null } | null, subject: string, body: string) {
+  const [rendered, setRendered] = useState<Rendered | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [loading, setLoading] = useState(false);
+  const shown = useRef<typeof request>(null);
+  const { id, latest } = item;
+  useEffect(() => {
+    if (!request) return;
+    const asked = shown.current !== request;
+    shown.current = request;
+    const controller = new AbortController();
+    const timer = window.setTimeout(
+      () => {
+        setLoading(true);
+        const saved = { subject: latest.subject, body: latest.body };
+        api
+          .post<Rendered>(`/api/v1/content/items/${id}/preview`, previewRequest(request.userId, saved, { subject, body }), undefined, controller.signal)
+          .then((out) => {
+            setRendered(out);
+            setError(null);
+          })
+          .catch((e: unknown) => {
+            if (controller.signal.aborted) return;
+            setRendered(null);
+            setError(e);
+          })
+          .finally(() => !controller.signal.aborted && setLoading(false));
+      },
+      asked ? 0 : CHECK_DELAY_MS,
+    );
+    return () => {
+      window.clearTimeout(timer);
+      controller.abort();
+      setLoading(false);
+    };
+  }, [id, latest.subject, latest.body, request, subject, body]);
+  return { rendered, error, loading };
+}
+
 export function Highlighted({ text, findings, testId }: { text: string; findings: Finding[]; testId?: string }) {
   const { t } = useI18n();
   return (
@@ -126,10 +170,10 @@ function Editor({ item, onChanged }: { item: ContentItem; onChanged: (item: Cont
   const [body, setBody] = useState(item.latest.body);
   const [tags, setTags] = useState<string[]>(item.tags);
   const [userId, setUserId] = useState<number | null>(null);
-  const [rendered, setRendered] = useState<Rendered | null>(null);
-  const [previewError, setPreviewError] = useState<unknown>(null);
+  const [previewFor, setPreviewFor] = useState<{ userId: number | null } | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const check = useFindings(body, item.kind === "product_card");
+  const { rendered, error: previewError, loading: previewing } = usePreview(item, previewFor, subject, body);
   const history = useApi((s) => api.get<ReviewEvent[]>(`/api/v1/content/items/${item.id}/history`, undefined, s), [item.id, item.latest.id, item.latest.status]);
   const editable = can("content:write") && item.latest.status !== "submitted";
   const dirty = subject !== item.latest.subject || body !== item.latest.body || tags.join("\u0000") !== item.tags.join("\u0000");
@@ -143,19 +187,6 @@ function Editor({ item, onChanged }: { item: ContentItem; onChanged: (item: Cont
       void message.success(t(done));
     } catch (error) {
       void message.error(errorText(error));
-    } finally {
-      setBusy(null);
-    }
-  };
-
-  const preview = async () => {
-    setBusy("preview");
-    try {
-      setRendered(await api.post<Rendered>(`/api/v1/content/items/${item.id}/preview`, { user_id: userId }));
-      setPreviewError(null);
-    } catch (error) {
-      setRendered(null);
-      setPreviewError(error);
     } finally {
       setBusy(null);
     }
@@ -225,13 +256,16 @@ function Editor({ item, onChanged }: { item: ContentItem; onChanged: (item: Cont
       <Card size="small" title={t("content.preview")} style={{ marginTop: 8 }}>
         <Space wrap>
           <InputNumber min={1} placeholder={t("content.previewUser")} value={userId} onChange={(v) => setUserId(v === null ? null : Number(v))} style={{ width: 180 }} data-testid="content-preview-user" />
-          <Button onClick={() => void preview()} loading={busy === "preview"} data-testid="content-preview">
+          <Button onClick={() => setPreviewFor({ userId })} loading={previewing} data-testid="content-preview">
             {t("content.previewRun")}
           </Button>
         </Space>
         <ApiAlert error={previewError} />
         {rendered && (
-          <div data-testid="content-rendered" style={{ marginTop: 8 }}>
+          <div data-testid="content-rendered" data-draft={rendered.draft} style={{ marginTop: 8 }}>
+            {rendered.draft && (
+              <Alert type="warning" showIcon style={{ marginBottom: 8 }} title={t("content.previewUnsaved")} description={t("content.previewUnsavedHelp")} data-testid="content-preview-unsaved" />
+            )}
             {rendered.subject && <Typography.Text strong>{rendered.subject}</Typography.Text>}
             <div style={{ whiteSpace: "pre-wrap" }}>{rendered.body}</div>
             {rendered.sms && (

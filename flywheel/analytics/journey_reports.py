@@ -1207,7 +1207,8 @@ def live_counts(
     *, session: Session, project_id: int, journey_id: int, version: int | None = None
 ) -> LiveCountsOut:
     """Per node now: engine counters (summed over versions unless ``version``), customers
-    in flight there, messages per current status and blocked per reason."""
+    in flight there, messages per current status and blocked per reason; for the journey:
+    occurrences started, in flight and done, and goal counters (as ``journeys/{id}/stats``)."""
     journey = _journey(session, project_id, journey_id)
     definition, version_filter = _definition(session, journey, version)
     versions = select(JourneyVersion.id).where(JourneyVersion.journey_id == journey.id)
@@ -1218,6 +1219,7 @@ def live_counts(
     messages: dict[str, dict[str, int]] = {}
     blocked: dict[str, dict[str, int]] = {}
     active: dict[str, int] = {}
+    statuses: dict[str, int] = {}
     if version_ids:
         for node_id, metric, count in session.execute(
             select(
@@ -1227,12 +1229,15 @@ def live_counts(
             .group_by(JourneyNodeCount.node_id, JourneyNodeCount.metric)
         ):
             counters.setdefault(node_id, {})[metric] = int(count or 0)
-        for node_id, count in session.execute(
-            select(JourneyState.node_id, func.count())
-            .where(JourneyState.version_id.in_(version_ids), JourneyState.status.in_(IN_FLIGHT))
-            .group_by(JourneyState.node_id)
+        # One pass over the states gives both the per-node in-flight numbers and the totals.
+        for node_id, status, count in session.execute(
+            select(JourneyState.node_id, JourneyState.status, func.count())
+            .where(JourneyState.version_id.in_(version_ids))
+            .group_by(JourneyState.node_id, JourneyState.status)
         ):
-            active[str(node_id)] = int(count)
+            statuses[status] = statuses.get(status, 0) + int(count)
+            if status in IN_FLIGHT:
+                active[str(node_id)] = active.get(str(node_id), 0) + int(count)
     query = (
         select(Message.node_id, Message.status, Message.reason, func.count())
         .where(Message.journey_id == journey.id)
@@ -1247,14 +1252,24 @@ def live_counts(
         if status == "blocked":
             label = reason or "unknown"
             blocked.setdefault(node, {})[label] = blocked.get(node, {}).get(label, 0) + int(count)
+    goals: dict[str, int] = {}
+    for node_counters in counters.values():  # goal nodes and the journey's goal metrics
+        for metric, count in node_counters.items():
+            if metric.startswith("goal:"):
+                goals[metric[5:]] = goals.get(metric[5:], 0) + count
     types = {n.id: n.type for n in definition.nodes}
     return LiveCountsOut(
         journey_id=journey.id,
         version=version_filter,
+        entered=sum(statuses.values()),
+        in_flight=sum(statuses.get(s, 0) for s in IN_FLIGHT),
+        completed=statuses.get("done", 0),
+        goals=goals,
         nodes=[
             LiveNodeCounts(
                 node_id=node_id,
                 type=types[node_id],
+                entered=counters.get(node_id, {}).get("entered", 0),
                 active=active.get(node_id, 0),
                 counters=counters.get(node_id, {}),
                 messages=messages.get(node_id, {}),

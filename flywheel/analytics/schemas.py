@@ -569,6 +569,8 @@ class LiveNodeCounts(BaseModel):
 
     node_id: str
     type: str
+    #: Customers who reached the node (its ``entered`` counter).
+    entered: int
     #: Customers in flight at the node now (active or waiting).
     active: int
     counters: dict[str, int]
@@ -577,6 +579,17 @@ class LiveNodeCounts(BaseModel):
 
 
 class LiveCountsOut(BaseModel):
+    """Per node and for the whole journey; the shape of ``GET /journeys/{id}/stats``, so the
+    console's canvas reads the stream and the polled numbers alike."""
+
     journey_id: int
     version: int | None
+    #: Journey occurrences started (every state, whatever its status).
+    entered: int
+    #: Occurrences active or waiting now.
+    in_flight: int
+    #: Occurrences that ended done (exit node or control group).
+    completed: int
+    #: Goal counters by event, summed over goal nodes and the journey's goal metrics.
+    goals: dict[str, int]
     nodes: list[LiveNodeCounts]

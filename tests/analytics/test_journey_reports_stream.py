@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from flywheel.analytics import journey_routes
@@ -181,7 +182,10 @@ def test_stream_pushes_changes_and_heartbeats_over_a_cookie_session(
         node = _send_node(first["data"])
         assert node["messages"] == {"prepared": 3}
         assert node["counters"] == {"entered": 3}
+        assert node["entered"] == 3
         assert node["active"] == 3
+        totals = {k: first["data"][k] for k in ("entered", "in_flight", "completed", "goals")}
+        assert totals == {"entered": 3, "in_flight": 3, "completed": 0, "goals": {}}
         # Nothing changes: a heartbeat comes, not a repeated update.
         quiet = next(events)
         assert quiet.get("comment") == "heartbeat", quiet
@@ -198,13 +202,21 @@ def test_stream_pushes_changes_and_heartbeats_over_a_cookie_session(
                 .where(JourneyNodeCount.version_id == version_id, JourneyNodeCount.node_id == "in")
                 .values(count=4)
             )
+            session.execute(
+                update(JourneyState)
+                .where(JourneyState.user_id == 3)
+                .values(node_id="out", status="done")
+            )
         second = next(e for e in events if e.get("event") == "counts")
         assert second["id"] == "2"
         node = _send_node(second["data"])
         assert node["messages"] == {"prepared": 1, "delivered": 1, "blocked": 1}
         assert node["blocked"] == {"quiet_hours": 1}
+        assert node["active"] == 2
         entry = next(n for n in second["data"]["nodes"] if n["node_id"] == "in")
         assert entry["counters"] == {"entered": 4}
+        assert entry["entered"] == 4
+        assert (second["data"]["in_flight"], second["data"]["completed"]) == (2, 1)
     client.close()
     # The server notices the client left and ends the stream.
     deadline = time.monotonic() + 5
@@ -234,3 +246,48 @@ def test_stream_refusals(runtime: Runtime, server: str) -> None:
     assert _send_node(live.json())["messages"] == {"prepared": 3}
     analyst.close()
     assert journey_routes.open_streams == 0
+
+
+def test_live_counts_carry_what_the_canvas_reads_from_journey_stats(
+    runtime: Runtime, client: TestClient, make_headers: Callable[..., dict[str, str]]
+) -> None:
+    """The console's canvas takes ``counts`` events and ``GET /journeys/{id}/stats`` answers
+    alike: for the live version both carry the same totals and the same per-node numbers."""
+    _, journey_id, version_id = _journey(runtime)
+    with runtime.db.unit_of_work() as session:
+        project_id = projects.get_by_name(session=session, name="default").id
+        session.add_all(
+            [
+                JourneyNodeCount(version_id=version_id, node_id="out", metric="entered", count=1),
+                JourneyNodeCount(
+                    version_id=version_id, node_id="send", metric="port:clicked", count=1
+                ),
+                JourneyNodeCount(
+                    version_id=version_id, node_id="__journey__", metric="goal:BuyFund", count=2
+                ),
+                JourneyState(
+                    project_id=project_id,
+                    journey_id=journey_id,
+                    version_id=version_id,
+                    user_id=4,
+                    node_id="out",
+                    status="done",
+                    entered_at=NOW.replace(tzinfo=None),
+                    updated_at=NOW.replace(tzinfo=None),
+                ),
+            ]
+        )
+    headers = make_headers("admin")
+    live = client.get(
+        f"/api/v1/analytics/journeys/{journey_id}/live", params={"version": 1}, headers=headers
+    )
+    stats = client.get(f"/api/v1/journeys/{journey_id}/stats", headers=headers)
+    assert live.status_code == 200 and stats.status_code == 200, (live.text, stats.text)
+    live_body, stats_body = live.json(), stats.json()
+    live_nodes = {n["node_id"]: n for n in live_body.pop("nodes")}
+    stats_nodes = {n["node_id"]: n for n in stats_body.pop("nodes")}
+    assert live_body == stats_body
+    assert live_body["entered"] == 4 and live_body["completed"] == 1
+    assert live_body["goals"] == {"BuyFund": 2}
+    assert live_nodes == stats_nodes
+    assert live_nodes["send"]["entered"] == 3

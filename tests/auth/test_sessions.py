@@ -101,6 +101,32 @@ def test_logout_revokes_and_clears_cookie(client: TestClient, runtime: Runtime) 
     assert "auth.logout" in _audit_actions(client, runtime)
 
 
+def test_bearer_with_a_session_cookie_is_a_bearer_call(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The console signs in with ``session_cookie`` (for EventSource) and keeps sending its
+    bearer token: such calls are bearer calls (no CSRF), and its logout ends the cookie too."""
+    _user(runtime, role="admin")
+    login = client.post(
+        "/api/v1/auth/login",
+        json={"username": "mia", "password": PASSWORD, "session_cookie": True},
+    ).json()
+    assert "flywheel_session" in client.cookies
+    bearer = {"Authorization": f"Bearer {login['access_token']}"}
+    made = client.post("/api/v1/projects", json={"name": "bothproj"}, headers=bearer)
+    assert made.status_code == 201, made.text
+    # The header decides: a bad bearer is refused even with a good cookie beside it.
+    wrong = {"Authorization": "Bearer not-a-token"}
+    assert client.get("/api/v1/auth/me", headers=wrong).status_code == 401
+    out = client.post("/api/v1/auth/logout", headers=bearer)
+    assert out.status_code == 204
+    cleared = [c for c in out.headers.get_list("set-cookie") if c.startswith("flywheel_session=")]
+    assert cleared and ("Max-Age=0" in cleared[0] or 'flywheel_session=""' in cleared[0])
+    # Even a cookie jar that kept the cookie gets nowhere: the token behind it is revoked.
+    client.cookies.set("flywheel_session", login["access_token"])
+    assert client.get("/api/v1/auth/me").status_code == 401
+
+
 def test_expired_token_is_refused(runtime: Runtime, clock: FrozenClock) -> None:
     runtime.clock = clock
     from flywheel.app import create_app

@@ -79,8 +79,11 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         runtime.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(console_server: RunningServer) -> Iterator[Any]:
+    """Chromium for the console tests only: Playwright's sync API keeps an event loop running
+    in this thread until it stops, and later suites that call ``asyncio.run`` (the dispatcher)
+    would fail while it lives."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -120,6 +123,22 @@ def login(page: Any, tokens: dict[str, str]) -> Callable[[str], Any]:
             f"window.sessionStorage.setItem('flywheel.token', {json.dumps(tokens[role])});"
         )
         page.goto("/")
+        page.get_by_test_id("nav").wait_for()
+        return page
+
+    return sign_in
+
+
+@pytest.fixture
+def form_login(page: Any) -> Callable[[str], Any]:
+    """``form_login(role)``: sign in through the login page, as a user does — the console then
+    holds the bearer token in sessionStorage and the HttpOnly session cookie (EventSource)."""
+
+    def sign_in(role: str = "admin") -> Any:
+        page.goto("/")
+        page.get_by_test_id("login-username").fill(USERS[role])
+        page.get_by_test_id("login-password").fill(PASSWORD)
+        page.get_by_test_id("login-submit").click()
         page.get_by_test_id("nav").wait_for()
         return page
 

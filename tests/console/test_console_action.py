@@ -4,14 +4,19 @@ playbooks, channels and advisor pages — in Debian's headless Chromium against 
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from flywheel.analytics import journey_routes
 from tests.console.conftest import api_token
 from tests.console.server import RunningServer
+from tests.identity.factory import apply, rec
+from tests.journeys.helpers import settle
 
 
 def _api(server: RunningServer, role: str) -> httpx.Client:
@@ -33,8 +38,12 @@ def _drop(page: Any, node_type: str, x: int, y: int) -> None:
 
 
 def _close_drawer(page: Any) -> None:
+    from playwright.sync_api import expect
+
     page.locator(".ant-drawer-open .ant-drawer-close").first.click()
     page.locator(".ant-drawer-open").wait_for(state="detached")
+    # The closing drawer still covers the canvas while it slides out: a drop there is lost.
+    expect(page.locator(".ant-drawer-content-wrapper:visible")).to_have_count(0)
 
 
 def _connect(page: Any, source_handle: str, target_node: str) -> None:
@@ -52,10 +61,25 @@ def _open_node(page: Any, node_id: str) -> None:
     page.get_by_test_id("form-label").wait_for()
 
 
+def _open_streams_become(count: int, seconds: float = 10) -> None:
+    """Wait until the server holds ``count`` live journey streams."""
+    deadline = time.monotonic() + seconds
+    while journey_routes.open_streams != count:
+        assert time.monotonic() < deadline, (
+            f"{journey_routes.open_streams} live streams open, expected {count}"
+        )
+        time.sleep(0.05)
+
+
 def test_build_validate_and_publish_a_journey_on_the_canvas(
-    login: Callable[[str], Any], artifacts: Path, console_server: RunningServer
+    form_login: Callable[[str], Any], artifacts: Path, console_server: RunningServer
 ) -> None:
-    page = login("marketer")
+    # Signed in through the login page: the bearer token and the HttpOnly session cookie.
+    page = form_login("marketer")
+    session_cookie = next(c for c in page.context.cookies() if c["name"] == "flywheel_session")
+    assert session_cookie["httpOnly"]
+    stats_polls: list[str] = []
+    page.on("request", lambda r: "/stats" in r.url and stats_polls.append(r.url))
     page.goto("/journeys")
     page.get_by_test_id("journey-new").click()
     # Settings open first on a new journey.
@@ -97,8 +121,26 @@ def test_build_validate_and_publish_a_journey_on_the_canvas(
     page.get_by_test_id("journey-status").filter(has_text="运行中").wait_for()
     page.wait_for_url("**/journeys/*")
     journey_id = int(page.url.rstrip("/").split("/")[-1])
-    # Live per-node counts, polled from /stats.
+    # Live per-node counts pushed through the analytics stream (EventSource with the cookie).
     page.get_by_test_id("stats-entry_event_1").wait_for()
+    page.locator('[data-testid="journey-live"][data-live-source="stream"]').wait_for()
+    _open_streams_become(1)
+    # A customer buys a fund; the engine takes them through the journey; the canvas shows it.
+    runtime = console_server.runtime
+    apply(
+        runtime,
+        rec(
+            event="BuyFund",
+            distinct_id="e2e-live-buyer",
+            event_id="e2e-live-buy-1",
+            time=runtime.clock(),
+        ),
+    )
+    assert settle(runtime) > 0
+    for node_id in ("entry_event_1", "send_1", "exit_1"):
+        page.get_by_test_id(f"stats-{node_id}").filter(has_text=re.compile(r"进入 1\b")).wait_for()
+    page.get_by_test_id("journey-live").filter(has_text="已完成 1").wait_for()
+    assert stats_polls == [], "live counts came from polling /stats, not from the stream"
     page.screenshot(path=str(artifacts / "21-journey-published.png"))
 
     with _api(console_server, "marketer") as client:
@@ -117,7 +159,14 @@ def test_build_validate_and_publish_a_journey_on_the_canvas(
     edges = {(e["from"], e["to"]) for e in definition["edges"]}
     assert edges == {("entry_event_1", "send_1"), ("send_1", "exit_1")}
     shown = page.get_by_test_id("journey-live").inner_text()
-    assert str(stats["entered"]) in shown
+    assert stats["entered"] == 1 and stats["completed"] == 1
+    assert f"累计进入 {stats['entered']}" in shown
+
+    # Leaving the canvas closes the stream.
+    page.get_by_test_id("journey-report-link").click()
+    _open_streams_become(0)
+    page.go_back()
+    _open_streams_become(1)
 
     # The report of the published journey.
     page.get_by_test_id("journey-report-link").click()
@@ -191,13 +240,32 @@ def test_content_review_by_compliance_and_author_refused(
     assert "条" in page.get_by_test_id("content-sms").inner_text()
     page.screenshot(path=str(artifacts / "23-content-findings.png"), full_page=True)
     # Fix the text, save, preview for a customer, submit.
-    page.get_by_test_id("content-body").fill("{{ user.name }}您好，定投计划已为您准备好。")
+    saved_text = "{{ user.name }}您好，定投计划已为您准备好。"
+    page.get_by_test_id("content-body").fill(saved_text)
     page.get_by_test_id("content-save").click()
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"content-highlighted\"] mark')"
     )
     page.get_by_test_id("content-preview").click()
     page.get_by_test_id("content-rendered-sms").wait_for()
+    rendered = page.get_by_test_id("content-rendered")
+    assert "定投计划已为您准备好" in rendered.inner_text()
+    assert page.get_by_test_id("content-preview-unsaved").count() == 0
+    saved_sms = page.get_by_test_id("content-rendered-sms").inner_text()
+    # Type a change without saving: the preview follows the editor, labelled as unsaved.
+    page.get_by_test_id("content-body").fill(saved_text + "每月扣款前{{ user.name }}会收到提醒。")
+    page.get_by_test_id("content-preview-unsaved").wait_for()
+    rendered.get_by_text("每月扣款前会收到提醒", exact=False).wait_for()
+    assert "未保存修改的预览" in page.get_by_test_id("content-preview-unsaved").inner_text()
+    assert page.get_by_test_id("content-rendered-sms").inner_text() != saved_sms
+    page.screenshot(path=str(artifacts / "23b-content-preview-unsaved.png"), full_page=True)
+    with _api(console_server, "marketer") as client:
+        listed = client.get("/api/v1/content/items", params={"q": "定投提醒短信"}).json()
+    assert [(i["latest"]["number"], i["latest"]["body"]) for i in listed] == [(1, saved_text)]
+    # Back to the saved text: the preview is the saved version again, and it can be submitted.
+    page.get_by_test_id("content-body").fill(saved_text)
+    page.get_by_test_id("content-preview-unsaved").wait_for(state="detached")
+    assert "每月扣款前" not in rendered.inner_text()
     page.get_by_test_id("content-submit").click()
     page.get_by_test_id("content-status").filter(has_text="待审核").first.wait_for()
 

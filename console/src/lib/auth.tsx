@@ -1,4 +1,5 @@
-// Who is signed in: the token (sessionStorage) and /api/v1/auth/me with the permissions.
+// Who is signed in: the token (sessionStorage; the same token also as an HttpOnly session cookie
+// for EventSource) and /api/v1/auth/me with the permissions.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import { api, getToken, onUnauthorized, setToken } from "./api";
 import type { Me, TokenOut } from "./types";
@@ -30,7 +31,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, []);
 
   const login = useCallback(async (username: string, password: string) => {
-    const answer = await api.post<TokenOut>("/api/v1/auth/login", { username, password });
+    // The bearer token authenticates every fetch (so no CSRF token is needed); the HttpOnly
+    // session cookie is for EventSource, which cannot send headers (live journey counts).
+    // Logout revokes the token and clears the cookie.
+    const answer = await api.post<TokenOut>("/api/v1/auth/login", { username, password, session_cookie: true });
     setToken(answer.access_token);
     setMe(await api.get<Me>("/api/v1/auth/me"));
   }, []);

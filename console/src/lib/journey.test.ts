@@ -3,13 +3,17 @@ import {
   connect,
   dropStaleEdges,
   fromDefinition,
+  liveStreamPath,
   mapProblems,
   outputPorts,
+  parseLiveCounts,
+  portCount,
   problemsFromPydantic,
   renamePort,
   singleExit,
   toDefinition,
   type JourneyDefinition,
+  type LiveCounts,
   type NodeType,
 } from "./journey";
 
@@ -170,5 +174,55 @@ describe("validation mapping", () => {
     expect(problems[0]).toEqual({ code: "missing", message: "channel: Field required", node: "send" });
     expect(problems[1]?.node).toBeNull();
     expect(problems[1]?.message).toContain("name");
+  });
+});
+
+describe("live counts", () => {
+  const CONDITION = { entered: 5, "port:yes": 4, "port:no": 1 };
+  // A `counts` event of GET /api/v1/analytics/journeys/{id}/stream, as the server sends it.
+  const ENTRY = { node_id: "in", type: "entry_event", entered: 5, active: 0, counters: { entered: 5 }, messages: {}, blocked: {} };
+  const EVENT: LiveCounts = {
+    journey_id: 12,
+    version: 1,
+    entered: 5,
+    in_flight: 2,
+    completed: 3,
+    goals: { BuyFund: 1 },
+    nodes: [
+      ENTRY,
+      { node_id: "c", type: "condition", entered: 5, active: 0, counters: CONDITION, messages: { sent: 2 }, blocked: {} },
+    ],
+  };
+
+  it("opens the stream of the live version", () => {
+    expect(liveStreamPath(12, 3)).toBe("/api/v1/analytics/journeys/12/stream?version=3");
+  });
+
+  it("reads a counts event as the canvas's live counts", () => {
+    const counts = parseLiveCounts(JSON.stringify(EVENT));
+    expect(counts).toEqual(EVENT);
+    expect(counts?.nodes[1]?.counters["port:yes"]).toBe(4);
+  });
+
+  it("refuses what the canvas cannot draw, so it polls instead", () => {
+    expect(parseLiveCounts("not json")).toBeNull();
+    expect(parseLiveCounts("null")).toBeNull();
+    // A stream without the journey totals (an older server).
+    const { entered: _e, in_flight: _f, completed: _c, ...nodesOnly } = EVENT;
+    expect(parseLiveCounts(JSON.stringify(nodesOnly))).toBeNull();
+    const noEntered = { ...EVENT, nodes: [{ ...ENTRY, entered: undefined }] };
+    expect(parseLiveCounts(JSON.stringify(noEntered))).toBeNull();
+    const noMessages = { ...EVENT, nodes: [{ ...ENTRY, messages: null }] };
+    expect(parseLiveCounts(JSON.stringify(noMessages))).toBeNull();
+  });
+
+  it("counts a named exit from its port counter; a single exit has none", () => {
+    const counters: Record<string, number> = CONDITION;
+    expect(portCount(counters, "yes")).toBe(4);
+    expect(portCount(counters, "no")).toBe(1);
+    expect(portCount(counters, "else")).toBeUndefined();
+    expect(portCount(counters, "next")).toBeUndefined();
+    expect(portCount(counters, null)).toBeUndefined();
+    expect(portCount(undefined, "yes")).toBeUndefined();
   });
 });

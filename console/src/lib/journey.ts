@@ -378,3 +378,68 @@ export function problemsFromPydantic(detail: unknown, nodes: readonly { id: stri
     return { code: entry.type ?? "invalid", message: field ? `${field}: ${entry.msg ?? ""}` : (entry.msg ?? ""), node: node ?? null };
   });
 }
+
+// -- live counts -------------------------------------------------------------------------------
+
+/** Live numbers of one node, as ``GET /journeys/{id}/stats`` and the analytics stream's
+ *  ``counts`` events both carry them. ``counters`` are the engine's: ``entered``,
+ *  ``port:<port>`` (named exits only), ``ended:<reason>``, ``goal:<event>`` … */
+export interface LiveNodeCounts {
+  node_id: string;
+  type: string;
+  entered: number;
+  active: number;
+  counters: Record<string, number>;
+  messages: Record<string, number>;
+  blocked: Record<string, number>;
+}
+
+/** A journey's live numbers (``JourneyStats`` server-side, and ``LiveCountsOut``). */
+export interface LiveCounts {
+  journey_id: number;
+  version: number | null;
+  entered: number;
+  in_flight: number;
+  completed: number;
+  goals: Record<string, number>;
+  nodes: LiveNodeCounts[];
+}
+
+/** The server-sent-events stream of a journey's live counts, for one version. */
+export function liveStreamPath(journeyId: number, version: number): string {
+  return `/api/v1/analytics/journeys/${journeyId}/stream?version=${version}`;
+}
+
+/** Customers who left a node through ``port`` (the engine counts named exits only, as
+ *  ``port:<port>``; a single ``next`` exit has no counter). */
+export function portCount(counters: Record<string, number> | undefined, port: string | null | undefined): number | undefined {
+  if (!counters || !port || port === NEXT) return undefined;
+  return counters[`port:${port}`];
+}
+
+/** The data of a stream ``counts`` event, or null when it is not live counts the canvas can
+ *  draw (e.g. a server whose stream lacks the journey totals), so the caller polls instead. */
+export function parseLiveCounts(data: string): LiveCounts | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (!isRecord(value)) return null;
+  const numbers = [value.journey_id, value.entered, value.in_flight, value.completed];
+  if (!numbers.every((n) => typeof n === "number") || !Array.isArray(value.nodes)) return null;
+  const nodesOk = value.nodes.every(
+    (n: unknown) =>
+      isRecord(n) &&
+      typeof n.node_id === "string" &&
+      typeof n.entered === "number" &&
+      typeof n.active === "number" &&
+      [n.counters, n.messages, n.blocked].every(isRecord),
+  );
+  return nodesOk ? (value as unknown as LiveCounts) : null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

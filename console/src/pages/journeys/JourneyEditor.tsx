@@ -1,6 +1,7 @@
 // The journey canvas: palette (GET /journeys/node-types) dragged onto a React Flow canvas,
 // a form per node, journey settings, validation on the canvas, save, publish, lifecycle, and
-// live per-node counts (GET /journeys/{id}/stats, polled).
+// live per-node counts (pushed by GET /analytics/journeys/{id}/stream; GET /journeys/{id}/stats
+// polled when the stream fails).
 import {
   Background,
   Controls,
@@ -30,7 +31,10 @@ import {
   freshId,
   fromDefinition,
   isWarning,
+  liveStreamPath,
   mapProblems,
+  parseLiveCounts,
+  portCount,
   problemsFromPydantic,
   renamePort,
   starterNode,
@@ -146,6 +150,8 @@ function Editor({ journeyId }: { journeyId: number | null }) {
   const [busy, setBusy] = useState<string | null>(null);
   const [stats, setStats] = useState<JourneyStats | null>(null);
   const [statsError, setStatsError] = useState<unknown>(null);
+  /** How live counts arrive: the analytics stream, or /stats polled once the stream failed. */
+  const [liveSource, setLiveSource] = useState<"stream" | "poll">("stream");
   const [dirty, setDirty] = useState(false);
   const writable = can("journeys:write");
 
@@ -176,10 +182,29 @@ function Editor({ journeyId }: { journeyId: number | null }) {
     return () => controller.abort();
   }, [journeyId, load]);
 
-  // Live per-node counts while the journey runs.
+  // Live per-node counts while the journey runs: pushed by the analytics stream (EventSource
+  // sends the HttpOnly session cookie set at login, not the bearer token); on any stream error
+  // the canvas polls /stats instead for as long as it stays open. One mechanism at a time.
   const live = journey && journey.live_version !== null;
+  const liveVersion = journey?.live_version?.number ?? null;
   useEffect(() => {
-    if (!live || journeyId === null) return;
+    if (liveVersion === null || journeyId === null) return;
+    if (liveSource === "stream" && typeof EventSource !== "undefined") {
+      const source = new EventSource(liveStreamPath(journeyId, liveVersion), { withCredentials: true });
+      const fallBack = () => {
+        source.close();
+        setLiveSource("poll");
+      };
+      source.addEventListener("counts", (event: MessageEvent<string>) => {
+        const counts = parseLiveCounts(event.data);
+        if (counts) {
+          setStats(counts);
+          setStatsError(null);
+        } else fallBack();
+      });
+      source.onerror = fallBack;
+      return () => source.close();
+    }
     let stopped = false;
     const poll = () =>
       api
@@ -197,7 +222,7 @@ function Editor({ journeyId }: { journeyId: number | null }) {
       stopped = true;
       window.clearInterval(timer);
     };
-  }, [live, journeyId]);
+  }, [liveVersion, journeyId, liveSource]);
 
   const problemMap = useMemo(() => mapProblems(problems ?? [], edges), [problems, edges]);
   const statsMap = useMemo(() => new Map<string, NodeStats>((stats?.nodes ?? []).map((n) => [n.node_id, n])), [stats]);
@@ -206,7 +231,7 @@ function Editor({ journeyId }: { journeyId: number | null }) {
     () =>
       edges.map((e) => {
         const bad = problemMap.edges.get(e.id);
-        const count = stats && e.sourceHandle ? statsMap.get(e.source)?.counters[e.sourceHandle] : undefined;
+        const count = portCount(statsMap.get(e.source)?.counters, e.sourceHandle);
         return {
           ...e,
           animated: Boolean(live),
@@ -215,7 +240,7 @@ function Editor({ journeyId }: { journeyId: number | null }) {
           labelStyle: bad ? { fill: "#cf1322" } : undefined,
         };
       }),
-    [edges, problemMap, stats, statsMap, live],
+    [edges, problemMap, statsMap, live],
   );
 
   const changed = () => {
@@ -473,9 +498,10 @@ function Editor({ journeyId }: { journeyId: number | null }) {
         />
       )}
       {live && (
-        <Typography.Text type="secondary" data-testid="journey-live">
+        <Typography.Text type="secondary" data-testid="journey-live" data-live-source={liveSource}>
           {stats
-            ? t("journeys.liveLine", { entered: stats.entered, inFlight: stats.in_flight, completed: stats.completed })
+            ? t("journeys.liveLine", { entered: stats.entered, inFlight: stats.in_flight, completed: stats.completed }) +
+              t(liveSource === "stream" ? "journeys.liveStream" : "journeys.livePolled")
             : t("app.loading")}
         </Typography.Text>
       )}

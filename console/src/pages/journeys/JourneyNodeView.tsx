@@ -4,17 +4,10 @@ import { Handle, Position, type Node, type NodeProps } from "@xyflow/react";
 import { Tooltip } from "antd";
 import { createContext, useContext } from "react";
 import { useI18n, type MessageKey } from "../../lib/i18n";
-import { categoryOf, isWarning, NEXT, outputPorts, singleExit, type CanvasNodeData, type NodeType, type Problem } from "../../lib/journey";
+import { categoryOf, isWarning, NEXT, outputPorts, portCount, singleExit, type CanvasNodeData, type LiveNodeCounts, type NodeType, type Problem } from "../../lib/journey";
 
-export interface NodeStats {
-  node_id: string;
-  type: string;
-  entered: number;
-  active: number;
-  counters: Record<string, number>;
-  messages: Record<string, number>;
-  blocked: Record<string, number>;
-}
+/** A node's live numbers (polled from /stats or pushed by the analytics stream). */
+export type NodeStats = LiveNodeCounts;
 
 /** What every node view reads besides its own data: node-types, problems, live stats. */
 export interface CanvasContextValue {
@@ -127,7 +120,7 @@ export function JourneyNodeView({ id, data, selected }: NodeProps<Node<CanvasNod
               <Tooltip title={port}>
                 <span>
                   {portLabel(t, port)}
-                  {live?.counters[port] !== undefined ? ` (${live.counters[port]})` : ""}
+                  {portCount(live?.counters, port) !== undefined ? ` (${portCount(live?.counters, port)})` : ""}
                 </span>
               </Tooltip>
               <Handle type="source" id={port} position={Position.Right} data-testid={`out-${id}-${port}`} style={{ top: 9 }} />

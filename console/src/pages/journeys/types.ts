@@ -1,6 +1,5 @@
 // Shapes of the journeys API (flywheel/journeys/schemas.py) and the journey report.
-import type { NodeStats } from "./JourneyNodeView";
-import type { Problem } from "../../lib/journey";
+import type { LiveCounts, Problem } from "../../lib/journey";
 
 export interface VersionOut {
   id: number;
@@ -37,12 +36,5 @@ export interface ValidationOut {
   problems: Problem[];
 }
 
-export interface JourneyStats {
-  journey_id: number;
-  version: number | null;
-  entered: number;
-  in_flight: number;
-  completed: number;
-  goals: Record<string, number>;
-  nodes: NodeStats[];
-}
+/** GET /journeys/{id}/stats; the analytics stream's ``counts`` events carry the same shape. */
+export type JourneyStats = LiveCounts;

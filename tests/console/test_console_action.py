@@ -16,7 +16,7 @@ from flywheel.analytics import journey_routes
 from tests.console.conftest import api_token
 from tests.console.server import RunningServer
 from tests.identity.factory import apply, rec
-from tests.journeys.helpers import settle
+from tests.journeys.helpers import CANONICAL, settle
 
 
 def _api(server: RunningServer, role: str) -> httpx.Client:
@@ -359,3 +359,56 @@ def test_playbooks_channels_and_advisor_pages(
     assert page.get_by_test_id("kpi-published").inner_text().endswith(str(published))
     page.get_by_test_id("kpi-sent-today").wait_for()
     assert "—" not in page.get_by_test_id("kpi-sent-today").inner_text()
+
+
+def test_four_eyes_publication_on_the_canvas(
+    login: Callable[[str], Any], console_server: RunningServer, browser: Any, artifacts: Path
+) -> None:
+    """With four-eyes publishing on, the marketer's publish becomes a request shown on the
+    canvas and in the list; a compliance officer approves it from the canvas."""
+    with _api(console_server, "admin") as admin:
+        current = admin.get("/api/v1/compliance/settings").json()
+        body = {k: v for k, v in current.items() if k not in ("updated_by", "updated_at")}
+        on = admin.put("/api/v1/compliance/settings", json={**body, "journey_publish_review": True})
+        assert on.status_code == 200, on.text
+        try:
+            with _api(console_server, "marketer") as client:
+                created = client.post(
+                    "/api/v1/journeys", json={**CANONICAL, "name": "双人复核流程"}
+                )
+                assert created.status_code == 201, created.text
+                journey_id = created.json()["id"]
+            page = login("marketer")
+            page.goto(f"/journeys/{journey_id}")
+            page.get_by_test_id("node-send").wait_for()
+            page.get_by_test_id("journey-publish").click()
+            page.get_by_test_id("journey-publish-request").wait_for()
+            assert page.get_by_test_id("journey-publish-approve").count() == 0
+            assert page.get_by_test_id("journey-status").inner_text() == "草稿"
+            page.goto("/journeys")
+            page.get_by_test_id(f"journey-awaiting-{journey_id}").wait_for()
+
+            context = browser.new_context(
+                base_url=console_server.url, viewport={"width": 1400, "height": 900}, locale="zh-CN"
+            )
+            try:
+                officer = context.new_page()
+                token = api_token(console_server, "compliance")
+                officer.add_init_script(
+                    f"window.sessionStorage.setItem('flywheel.token', '{token}');"
+                )
+                officer.goto(f"/journeys/{journey_id}")
+                officer.get_by_test_id("journey-publish-request").wait_for()
+                officer.screenshot(path=str(artifacts / "27-journey-publish-request.png"))
+                officer.get_by_test_id("journey-publish-approve").click()
+                officer.get_by_test_id("journey-publish-request").wait_for(state="detached")
+                officer.get_by_test_id("journey-status").filter(has_text="运行中").wait_for()
+            finally:
+                context.close()
+            with _api(console_server, "marketer") as client:
+                published = client.get(f"/api/v1/journeys/{journey_id}").json()
+            assert published["status"] == "published"
+            assert published["live_version"]["published_by"].startswith("user:compliance")
+        finally:
+            off = admin.put("/api/v1/compliance/settings", json=body)
+            assert off.status_code == 200, off.text

@@ -64,7 +64,16 @@ function JourneyList() {
           {
             title: t("journeys.statusLabel"),
             dataIndex: "status",
-            render: (s: string) => <Tag color={STATUS_COLORS[s] ?? "default"}>{t(`journeys.status.${s}` as never) ?? s}</Tag>,
+            render: (s: string, j) => (
+              <>
+                <Tag color={STATUS_COLORS[s] ?? "default"}>{t(`journeys.status.${s}` as never) ?? s}</Tag>
+                {j.awaiting_approval && (
+                  <Tag color="gold" data-testid={`journey-awaiting-${j.id}`}>
+                    {t("journeys.awaitingApproval")}
+                  </Tag>
+                )}
+              </>
+            ),
           },
           { title: t("journeys.purpose"), dataIndex: "purpose", render: (p: string) => t(`journeys.purpose.${p}` as never) ?? p },
           { title: t("journeys.version"), dataIndex: "live_version", render: (v: number | null) => (v === null ? "—" : `v${v}`) },

@@ -52,6 +52,7 @@ import type { Segment } from "../../lib/types";
 import { useApi } from "../../lib/useApi";
 import { CanvasContext, CATEGORY_COLORS, JourneyNodeView, nodeTypeLabel, type NodeStats } from "./JourneyNodeView";
 import { NodeForm, type Pickers } from "./NodeForm";
+import { PublishRequestBanner } from "./PublishRequestBanner";
 import { SettingsForm } from "./SettingsForm";
 import { STATUS_COLORS } from "./status";
 import type { JourneyOut, JourneyStats, ValidationOut } from "./types";
@@ -360,7 +361,9 @@ function Editor({ journeyId }: { journeyId: number | null }) {
       const out = await api.post<JourneyOut>(`/api/v1/journeys/${saved.id}/publish`, { in_flight: inFlight });
       load(out);
       setProblems(null);
-      void message.success(t("journeys.published", { n: out.live_version?.number ?? "" }));
+      // Four-eyes setting: the answer is a request awaiting a second person, not a new version.
+      if (out.publish_request) void message.info(t("journeys.publishRequested"));
+      else void message.success(t("journeys.published", { n: out.live_version?.number ?? "" }));
     } catch (error) {
       if (error instanceof ApiError && error.status === 422) {
         const body = error.body as { problems?: Problem[]; detail?: { problems?: Problem[] } } | null;
@@ -479,6 +482,7 @@ function Editor({ journeyId }: { journeyId: number | null }) {
         </Space>
       </Space>
       <ApiAlert error={nodeTypes.error} path="/api/v1/journeys/node-types" />
+      {journey && <PublishRequestBanner journey={journey} onChanged={load} />}
       {general.length > 0 && (
         <Alert
           type={general.every(isWarning) ? "warning" : "error"}

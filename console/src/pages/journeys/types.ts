@@ -9,6 +9,15 @@ export interface VersionOut {
   published_at: string;
 }
 
+/** A publication awaiting a second person's approval (four-eyes compliance setting). */
+export interface PublishRequest {
+  by: string;
+  by_user_id: number | null;
+  at: string;
+  in_flight: "drain" | "migrate";
+  draft_sha: string;
+}
+
 export interface JourneyOut {
   id: number;
   name: string;
@@ -16,6 +25,7 @@ export interface JourneyOut {
   purpose: string;
   definition: Record<string, unknown>;
   live_version: VersionOut | null;
+  publish_request: PublishRequest | null;
   created_by: string;
   created_at: string;
   updated_at: string;
@@ -28,6 +38,7 @@ export interface JourneySummary {
   purpose: string;
   live_version: number | null;
   in_flight: number;
+  awaiting_approval: boolean;
   updated_at: string;
 }
 

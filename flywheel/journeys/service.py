@@ -626,6 +626,26 @@ def _pending(journey: Journey, principal: Principal, draft_sha: str | None) -> P
     return request
 
 
+def _audit_decision(
+    session: Session,
+    journey: Journey,
+    principal: Principal,
+    decision: str,
+    request: PublishRequestOut,
+    comment: str,
+    now: datetime,
+) -> None:
+    audit.record(
+        session=session,
+        actor=principal.actor,
+        action=f"journey.publish_{decision}",
+        target=f"journey:{journey.id}",
+        detail={"requested_by": request.by, "draft_sha": request.draft_sha, "comment": comment},
+        project_id=journey.project_id,
+        now=now,
+    )
+
+
 def approve_publish(
     *,
     session: Session,
@@ -641,15 +661,7 @@ def approve_publish(
     reviewed — is not what was requested."""
     journey = _get(session, project_id, journey_id)
     request = _pending(journey, principal, draft_sha)
-    audit.record(
-        session=session,
-        actor=principal.actor,
-        action="journey.publish_approved",
-        target=f"journey:{journey.id}",
-        detail={"requested_by": request.by, "draft_sha": request.draft_sha, "comment": comment},
-        project_id=project_id,
-        now=now,
-    )
+    _audit_decision(session, journey, principal, "approved", request, comment, now)
     return publish(
         session=session,
         project_id=project_id,
@@ -676,15 +688,7 @@ def reject_publish(
     request = _pending(journey, principal, None)
     journey.publish_request = None
     journey.updated_at = utc_naive(now)
-    audit.record(
-        session=session,
-        actor=principal.actor,
-        action="journey.publish_rejected",
-        target=f"journey:{journey.id}",
-        detail={"requested_by": request.by, "draft_sha": request.draft_sha, "comment": comment},
-        project_id=project_id,
-        now=now,
-    )
+    _audit_decision(session, journey, principal, "rejected", request, comment, now)
     session.flush()
     return _out(session, journey)
 

@@ -15,11 +15,16 @@ from flywheel.channels import outbox, system_events
 from flywheel.channels.system_events import SystemEvent
 from flywheel.core.clock import utc_naive
 from flywheel.ingest import pipeline as ingest_pipeline
-from flywheel.journeys.batch import Batch, path_text
+from flywheel.journeys.batch import Batch, Cursor, path_text
 from flywheel.journeys.models import JourneyNodeCount
 from flywheel.store import bulk
 from flywheel.tags import service as tags
 from flywheel.warehouse import Warehouse
+
+#: Columns that identify a new state.
+_KEYS = ("project_id", "journey_id", "version_id", "user_id", "occurrence")
+#: State columns a batch sets on every state it writes, new or moved.
+_MOVING = ("node_id", "status", "wake_at", "wait_event", "variant", "path", "context")
 
 PREPARED = PromCounter("flywheel_journey_messages_prepared_total", "Messages put in the outbox")
 
@@ -39,25 +44,22 @@ def write(session: Session, batch: Batch, warehouse: Warehouse) -> None:
     def when(moment: datetime | None) -> Any:
         return stamp if moment == at else bulk.db_datetime(connection, moment)
 
+    def moving(c: Cursor) -> tuple[Any, ...]:
+        """The values of :data:`_MOVING` for ``c``."""
+        return (
+            c.node_id,
+            c.status,
+            when(c.wake_at),
+            c.wait_event,
+            c.variant,
+            path_text(c.path),
+            bulk.db_json(c.context) if c.context else empty,
+        )
+
     bulk.insert(
         connection,
         "journey_states",
-        (
-            "project_id",
-            "journey_id",
-            "version_id",
-            "user_id",
-            "occurrence",
-            "node_id",
-            "status",
-            "wake_at",
-            "wait_event",
-            "variant",
-            "path",
-            "context",
-            "entered_at",
-            "updated_at",
-        ),
+        (*_KEYS, *_MOVING, "entered_at", "updated_at"),
         [
             (
                 loaded.project_id,
@@ -65,13 +67,7 @@ def write(session: Session, batch: Batch, warehouse: Warehouse) -> None:
                 loaded.version_id,
                 c.user_id,
                 c.occurrence,
-                c.node_id,
-                c.status,
-                when(c.wake_at),
-                c.wait_event,
-                c.variant,
-                path_text(c.path),
-                bulk.db_json(c.context) if c.context else empty,
+                *moving(c),
                 when(c.entered_at),
                 stamp,
             )
@@ -81,32 +77,8 @@ def write(session: Session, batch: Batch, warehouse: Warehouse) -> None:
     bulk.update_by_id(
         connection,
         "journey_states",
-        (
-            "version_id",
-            "node_id",
-            "status",
-            "wake_at",
-            "wait_event",
-            "variant",
-            "path",
-            "context",
-            "updated_at",
-        ),
-        [
-            (
-                loaded.version_id,
-                c.node_id,
-                c.status,
-                when(c.wake_at),
-                c.wait_event,
-                c.variant,
-                path_text(c.path),
-                bulk.db_json(c.context) if c.context else empty,
-                stamp,
-                c.state_id,
-            )
-            for c in old
-        ],
+        ("version_id", *_MOVING, "updated_at"),
+        [(loaded.version_id, *moving(c), stamp, c.state_id) for c in old],
     )
     if batch.properties:
         ingest_pipeline.set_profile_properties(

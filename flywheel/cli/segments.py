@@ -83,6 +83,7 @@ def refresh(
     data_dir: DataDir = None,
 ) -> None:
     """Recompute dynamic segments (membership diff events included)."""
+    from flywheel.profiles import mirror
     from flywheel.projects import service as projects
     from flywheel.segments import service
 
@@ -106,6 +107,10 @@ def refresh(
                         now=runtime.clock(),
                     )
                 ]
+        # The membership events were staged in the warehouse outbox with the run: bring them to
+        # the event store now rather than at the next worker's drain.
+        while mirror.drain(db=runtime.db, warehouse=runtime.warehouse, limit=100):
+            pass
         for out in done:
             typer.echo(
                 f"segment {out.segment_id}: {out.size} members, +{out.entered} -{out.left} "

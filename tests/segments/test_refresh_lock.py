@@ -25,6 +25,7 @@ from flywheel.bootstrap import open_runtime
 from flywheel.config import Settings
 from flywheel.core.clock import FrozenClock
 from flywheel.ingest import feed
+from flywheel.profiles import mirror
 from flywheel.runtime import Runtime
 from flywheel.segments import service
 from flywheel.segments.models import SegmentMember, SegmentRun
@@ -212,6 +213,7 @@ def _assert_announced_once(runtime: Runtime, segment_id: int, newcomers: set[int
     assert stored == mirrored
     assert newcomers <= set(stored)
     assert entered_total == len(stored)  # the first refresh's members plus the newcomers
+    mirror.drain(db=runtime.db, warehouse=runtime.warehouse)  # the staged warehouse events
     entered_events = runtime.warehouse.fetch(
         "SELECT user_id, COUNT(*) FROM p1_events WHERE event = ? AND segment_id = ? "
         "GROUP BY user_id",

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from flywheel.audit.models import AuditEntry
 from flywheel.core.clock import FrozenClock
+from flywheel.profiles import mirror
 from flywheel.rules.compiler import RuleContext, Tables, compile_rule
 from flywheel.rules.schema import parse
 from flywheel.runtime import Runtime
@@ -126,6 +127,7 @@ def _refresh(runtime: Runtime, segment_id: int) -> Any:
 
 
 def _membership_events(runtime: Runtime, segment_id: int) -> dict[str, set[int]]:
+    mirror.drain(db=runtime.db, warehouse=runtime.warehouse)  # refreshes stage them
     rows = runtime.warehouse.fetch(
         "SELECT event, user_id FROM p1_events "
         "WHERE event IN ('$SegmentEnter', '$SegmentLeave') AND segment_id = ?",

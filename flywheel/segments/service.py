@@ -27,8 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from flywheel.audit import service as audit
@@ -52,6 +50,7 @@ from flywheel.segments.schemas import (
     SegmentRunOut,
     SegmentUpdate,
 )
+from flywheel.store import bulk
 from flywheel.tags import service as tags
 from flywheel.warehouse import PropertyType, TableKind, Warehouse
 from flywheel.warehouse.engine import BASE_ARROW, quote_ident
@@ -388,19 +387,18 @@ def _replace_static(
 
 
 def _mirror_insert(session: Session, segment_id: int, user_ids: list[int], now: datetime) -> None:
-    at = utc_naive(now)
     # A refresh inserts only the ids its diff against this table (under _lock_for_refresh)
     # found missing; ignoring a row already there keeps a static replace equally forgiving.
-    dialect = session.get_bind().dialect.name
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert_(_MEMBERS_TABLE).on_conflict_do_nothing(index_elements=["segment_id", "user_id"])
-    for i in range(0, len(user_ids), _MIRROR_CHUNK):
-        chunk = user_ids[i : i + _MIRROR_CHUNK]
-        # Core insert (executemany): no ORM bookkeeping for up to a million rows.
-        session.connection().execute(
-            stmt,
-            [{"segment_id": segment_id, "user_id": uid, "entered_at": at} for uid in chunk],
-        )
+    # Driver-level bulk rows (COPY on PostgreSQL): no per-value processing for a million rows.
+    connection = session.connection()
+    at = bulk.db_datetime(connection, now)
+    bulk.insert(
+        connection,
+        SegmentMember.__tablename__,
+        ("segment_id", "user_id", "entered_at"),
+        [(segment_id, uid, at) for uid in user_ids],
+        skip_conflicts_on="segment_id, user_id",
+    )
 
 
 def _mirror_delete(session: Session, segment_id: int, user_ids: list[int]) -> None:

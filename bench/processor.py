@@ -15,6 +15,7 @@ and prints events/s, batch latency p50/p99 and peak RSS. ``--resolve N`` also ti
 
     .venv/bin/python bench/processor.py --records 100000 --batch 5000
     .venv/bin/python bench/processor.py --records 50000 --mode apply --profile /tmp/apply.txt
+    .venv/bin/python bench/processor.py --database-url postgresql://postgres@127.0.0.1/<empty db>
 """
 
 from __future__ import annotations
@@ -225,11 +226,21 @@ def main() -> None:
     parser.add_argument("--mode", choices=["processor", "apply", "latency"], default="processor")
     parser.add_argument("--resolve", type=int, default=0, help="also time resolve_many on N values")
     parser.add_argument("--profile", type=Path, default=None, help="pyinstrument report path")
+    parser.add_argument(
+        "--database-url", default=None, help="PostgreSQL URL of an empty database (default SQLite)"
+    )
     args = parser.parse_args()
 
     records = make_records(args.records, args.users)
     with tempfile.TemporaryDirectory() as tmp:
-        runtime = open_runtime(Settings(env="test", data_dir=Path(tmp), log_level="WARNING"))
+        runtime = open_runtime(
+            Settings(
+                env="test",
+                data_dir=Path(tmp),
+                database_url=args.database_url,
+                log_level="WARNING",
+            )
+        )
         import structlog
 
         structlog.configure(

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select, tuple_
@@ -63,6 +63,8 @@ MARKETING = "marketing"
 SERVICE = "service"
 ANY = "*"
 _CHUNK = 900
+#: A per-customer (channel, purpose) rule row: a consent or an opt-out.
+_Row = TypeVar("_Row", Consent, OptOut)
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -184,25 +186,9 @@ def set_consent(
     principal: Principal | None = None,
 ) -> ConsentOut:
     """Record (or replace) the customer's consent for (channel, purpose); audited."""
-    _require_customer(session, project_id, user_id)
-    if principal is not None:
-        _check_scope(session, project_id, user_id, principal)
-    row = session.scalar(
-        select(Consent).where(
-            Consent.project_id == project_id,
-            Consent.user_id == user_id,
-            Consent.channel == consent_in.channel,
-            Consent.purpose == consent_in.purpose,
-        )
+    row = _customer_row(
+        session, Consent, project_id, user_id, consent_in.channel, consent_in.purpose, principal
     )
-    if row is None:
-        row = Consent(
-            project_id=project_id,
-            user_id=user_id,
-            channel=consent_in.channel,
-            purpose=consent_in.purpose,
-        )
-        session.add(row)
     row.granted = consent_in.granted
     row.source = consent_in.source
     row.at = utc_naive(consent_in.at or now)
@@ -218,6 +204,34 @@ def set_consent(
     )
     session.flush()
     return _consent_out(row)
+
+
+def _customer_row(
+    session: Session,
+    model: type[_Row],
+    project_id: int,
+    user_id: int,
+    channel: str,
+    purpose: str,
+    principal: Principal | None,
+) -> _Row:
+    """The customer's consent or opt-out row for (channel, purpose), new (added, no id yet)
+    when there is none; the customer must exist and be in the principal's scope."""
+    _require_customer(session, project_id, user_id)
+    if principal is not None:
+        _check_scope(session, project_id, user_id, principal)
+    row = session.scalar(
+        select(model).where(
+            model.project_id == project_id,
+            model.user_id == user_id,
+            model.channel == channel,
+            model.purpose == purpose,
+        )
+    )
+    if row is None:
+        row = model(project_id=project_id, user_id=user_id, channel=channel, purpose=purpose)
+        session.add(row)
+    return row
 
 
 def grant_consents(
@@ -275,29 +289,15 @@ def opt_out(
     now: datetime,
     principal: Principal | None = None,
 ) -> OptOutOut:
-    """Record that the customer opted out of (channel, purpose); audited. Idempotent."""
-    _require_customer(session, project_id, user_id)
-    if principal is not None:
-        _check_scope(session, project_id, user_id, principal)
-    row = session.scalar(
-        select(OptOut).where(
-            OptOut.project_id == project_id,
-            OptOut.user_id == user_id,
-            OptOut.channel == opt_out_in.channel,
-            OptOut.purpose == opt_out_in.purpose,
-        )
+    """Record that the customer opted out of (channel, purpose); audited. Idempotent: the
+    first opt-out's source and time are kept."""
+    row = _customer_row(
+        session, OptOut, project_id, user_id, opt_out_in.channel, opt_out_in.purpose, principal
     )
-    if row is None:
-        row = OptOut(
-            project_id=project_id,
-            user_id=user_id,
-            channel=opt_out_in.channel,
-            purpose=opt_out_in.purpose,
-            source=opt_out_in.source,
-            at=utc_naive(opt_out_in.at or now),
-            recorded_by=actor,
-        )
-        session.add(row)
+    if row.id is None:
+        row.source = opt_out_in.source
+        row.at = utc_naive(opt_out_in.at or now)
+        row.recorded_by = actor
     audit.record(
         session=session,
         actor=actor,

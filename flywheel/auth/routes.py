@@ -56,9 +56,11 @@ def _per_minute(count: int) -> Limit | None:
     return Limit.per_minute(count) if count > 0 else None
 
 
-def _set_session(response: Response, settings: Settings, token: str, max_age: int) -> str:
+def _set_session(response: Response, settings: Settings, token: str) -> str:
+    """Session and CSRF cookies for ``token``: browser-session cookies (no Max-Age), so closing
+    the browser ends them; the token itself expires on the server at its own lifetime."""
     csrf = csrf_token_for(settings.secret_key, token)
-    common = {"max_age": max_age, "secure": settings.cookie_secure, "path": "/"}
+    common = {"secure": settings.cookie_secure, "path": "/"}
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", **common)  # type: ignore[arg-type]
     # Readable by the console's JS, which echoes it in X-CSRF-Token (double submit).
     response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="strict", **common)  # type: ignore[arg-type]
@@ -94,11 +96,7 @@ def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeD
         )
     if outcome.error:
         raise Unauthenticated(outcome.error)
-    csrf = (
-        _set_session(response, settings, outcome.token, outcome.expires_in)
-        if body.session_cookie
-        else None
-    )
+    csrf = _set_session(response, settings, outcome.token) if body.session_cookie else None
     return TokenOut(access_token=outcome.token, expires_in=outcome.expires_in, csrf_token=csrf)
 
 
@@ -245,7 +243,7 @@ def oidc_callback(
         f'<meta http-equiv="refresh" content="0;url={_html_attr(target)}">'
         "<title>Signed in</title>"
     )
-    _set_session(response, settings, outcome.token, outcome.expires_in)
+    _set_session(response, settings, outcome.token)
     response.delete_cookie(oidc.FLOW_COOKIE, path="/api/v1/auth/oidc")
     return response
 

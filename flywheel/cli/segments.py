@@ -109,8 +109,11 @@ def refresh(
                 ]
         # The membership events were staged in the warehouse outbox with the run: bring them to
         # the event store now rather than at the next worker's drain.
-        while mirror.drain(db=runtime.db, warehouse=runtime.warehouse, limit=100):
-            pass
+        for _ in range(1000):  # a drain moves up to 100 staged batches; a replay may insert none
+            mirror.drain(db=runtime.db, warehouse=runtime.warehouse, limit=100)
+            with runtime.db.unit_of_work() as session:
+                if not mirror.pending_count(session=session):
+                    break
         for out in done:
             typer.echo(
                 f"segment {out.segment_id}: {out.size} members, +{out.entered} -{out.left} "

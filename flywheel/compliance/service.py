@@ -88,9 +88,14 @@ def put_settings(
     actor: str,
     now: datetime,
 ) -> ComplianceSettingsOut:
-    """Replace the project's settings; audited with the old and new values."""
+    """Replace the project's settings; audited with the old and new values.
+
+    A body without ``journey_publish_review`` keeps the current value: a settings file saved
+    before four-eyes publishing existed must not switch it off unnoticed."""
     before = get_settings(session=session, project_id=project_id)
     values = settings_in.model_dump(mode="json")
+    if "journey_publish_review" not in settings_in.model_fields_set:
+        values["journey_publish_review"] = before.journey_publish_review
     row = session.get(ComplianceSettings, project_id)
     if row is None:
         row = ComplianceSettings(project_id=project_id, values=values)
@@ -557,18 +562,35 @@ def _load_opt_outs(
 
 def _load_consents(
     session: Session, project_id: int, users: Sequence[int]
-) -> dict[int, list[tuple[str, str]]]:
-    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+) -> dict[int, list[tuple[str, str, bool]]]:
+    """user → [(channel, purpose, granted)]: withdrawals too (a specific withdrawal beats a
+    broader grant, see :func:`_consented`)."""
+    found: dict[int, list[tuple[str, str, bool]]] = defaultdict(list)
     for chunk in _chunks(users):
-        for user_id, channel, purpose in session.execute(
-            select(Consent.user_id, Consent.channel, Consent.purpose).where(
-                Consent.project_id == project_id,
-                Consent.user_id.in_(chunk),
-                Consent.granted.is_(True),
+        for user_id, channel, purpose, granted in session.execute(
+            select(Consent.user_id, Consent.channel, Consent.purpose, Consent.granted).where(
+                Consent.project_id == project_id, Consent.user_id.in_(chunk)
             )
         ):
-            found[int(user_id)].append((channel, purpose))
+            found[int(user_id)].append((channel, purpose, bool(granted)))
     return found
+
+
+def _consented(c: Candidate, rows: Iterable[tuple[str, str, bool]]) -> bool:
+    """Whether the most specific consent row matching ``c`` grants: the channel itself before
+    its family before ``*``, the purpose itself before ``*``. A customer who granted "all
+    WeChat" but withdrew template messages gets no template message."""
+    best: tuple[tuple[int, int], bool] | None = None
+    for channel, purpose, granted in rows:
+        if not _matches(channel, purpose, c):
+            continue
+        rank = (
+            0 if channel == c.channel else (2 if channel == ANY else 1),
+            0 if purpose == c.purpose else 1,
+        )
+        if best is None or rank < best[0]:
+            best = (rank, granted)
+    return best is not None and best[1]
 
 
 def _load_lists(
@@ -670,7 +692,7 @@ def _rules(
     c: Candidate,
     opt_outs: Mapping[int, list[tuple[str, str]]],
     lists: Mapping[int, list[tuple[str, str]]],
-    consents: Mapping[int, list[tuple[str, str]]],
+    consents: Mapping[int, list[tuple[str, str, bool]]],
     config: ComplianceSettingsIn,
     needs_consent: set[str],
     profiles_by_user: Mapping[int, Mapping[str, Any]],
@@ -683,9 +705,7 @@ def _rules(
         return Decision(Verdict.BLOCK, Reason.BLACKLISTED)
     if config.whitelist_only and "white" not in entries:
         return Decision(Verdict.BLOCK, Reason.NOT_WHITELISTED)
-    if _needs_consent(c, needs_consent) and not any(
-        _matches(ch, pu, c) for ch, pu in consents.get(c.user_id, ())
-    ):
+    if _needs_consent(c, needs_consent) and not _consented(c, consents.get(c.user_id, ())):
         return Decision(Verdict.BLOCK, Reason.NO_CONSENT)
     unsuitable = _suitability(c, profiles_by_user.get(c.user_id, {}), today)
     if unsuitable is not None:

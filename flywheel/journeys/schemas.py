@@ -389,6 +389,8 @@ class PublishRequestOut(BaseModel):
     in_flight: Literal["drain", "migrate"] = "drain"
     #: SHA-256 of the draft as requested; an approver may send it back to approve only that.
     draft_sha: str
+    #: Who last edited the draft before the request (may not approve either).
+    edited_by: str | None = None
 
 
 class JourneyOut(BaseModel):

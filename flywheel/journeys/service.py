@@ -14,8 +14,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from flywheel.audit import service as audit
+from flywheel.audit.models import AuditEntry
 from flywheel.auth.schemas import Principal
-from flywheel.auth.service import ensure_not_author
+from flywheel.auth.service import SeparationOfDuties, ensure_not_author
 from flywheel.channels import catalog as channel_catalog
 from flywheel.channels import outbox
 from flywheel.compliance import service as compliance
@@ -599,6 +600,7 @@ def request_publish(
         at=utc_naive(now),
         in_flight=in_flight,
         draft_sha=_draft_sha(journey.draft),
+        edited_by=_last_editor(session, journey),
     )
     journey.publish_request = request.model_dump(mode="json")
     journey.updated_at = utc_naive(now)
@@ -615,14 +617,37 @@ def request_publish(
     return _out(session, journey)
 
 
+def _last_editor(session: Session, journey: Journey) -> str:
+    """Who last wrote the draft (the audit trail records every create and edit)."""
+    actor = session.scalar(
+        select(AuditEntry.actor)
+        .where(
+            AuditEntry.target == f"journey:{journey.id}",
+            AuditEntry.action.in_(("journey.created", "journey.edited")),
+        )
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    )
+    return str(actor or journey.created_by)
+
+
 def _pending(journey: Journey, principal: Principal, draft_sha: str | None) -> PublishRequestOut:
+    """The request a second person may decide: not the requester, the journey's author or the
+    draft's last editor (403); the draft still the one requested, and the one the approver
+    reviewed when ``draft_sha`` is given (409)."""
     if journey.publish_request is None:
         raise Conflict("no publication is awaiting approval for this journey")
     request = PublishRequestOut.model_validate(journey.publish_request)
+    if _draft_sha(journey.draft) != request.draft_sha:
+        raise Conflict("the draft changed after the request; request publication again")
     if draft_sha is not None and draft_sha != request.draft_sha:
         raise Conflict("the request is not for the draft you reviewed; reload it")
     ensure_not_author(principal, request.by_user_id)
     ensure_not_author(principal, journey.author_user_id)
+    if request.edited_by and principal.actor == request.edited_by:
+        raise SeparationOfDuties(
+            "separation of duties: whoever last edited the journey cannot approve it"
+        )
     return request
 
 

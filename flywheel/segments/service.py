@@ -34,7 +34,7 @@ from flywheel.auth.pii import authorize_reveal, mask_properties
 from flywheel.auth.schemas import Principal
 from flywheel.auth.scope import ADVISOR_PROPERTY, BRANCH_PROPERTY, is_unrestricted, scope_predicate
 from flywheel.core.clock import utc_naive
-from flywheel.core.errors import Conflict, InvalidInput, NotFound
+from flywheel.core.errors import Conflict, FlywheelError, InvalidInput, NotFound
 from flywheel.ingest import feed
 from flywheel.profiles import mirror
 from flywheel.rules.compiler import Compiled, Tables, compile_rule
@@ -473,8 +473,11 @@ def update_segment(
 def delete_segment(
     *, session: Session, warehouse: Warehouse, project_id: int, segment_id: int
 ) -> None:
-    """Delete a segment and its members. :class:`Conflict` while another rule reads it."""
-    segment = _get(session, project_id, segment_id)
+    """Delete a segment and its members. :class:`Conflict` while another rule reads it.
+
+    Takes the refresh lock first, as a refresh does (segment row, then members): the opposite
+    order deadlocked against a running refresh on PostgreSQL."""
+    segment = _lock_for_refresh(session, project_id, segment_id)
     readers = tags.lineage(
         session=session,
         project_id=project_id,
@@ -816,25 +819,31 @@ def refresh_due(*, session: Session, warehouse: Warehouse, now: datetime) -> lis
 
     Segments are locked in id order, so two schedulers never wait on each other in a cycle; a
     segment that another scheduler refreshed while this one waited for its lock is skipped.
+    Each segment is refreshed in its own savepoint: one that fails (a rule that no longer
+    compiles, a segment deleted meanwhile) is logged and skipped, and the others' runs, members
+    and announcements still commit.
     """
     done: list[RefreshOut] = []
     candidates = session.scalars(
         select(Segment).where(Segment.mode == "dynamic").order_by(Segment.id)
     ).all()
-    for candidate in candidates:
-        if not is_due(candidate, now):
-            continue
-        segment = _lock_for_refresh(session, candidate.project_id, candidate.id)
-        if is_due(segment, now):
-            done.append(
-                refresh_segment(
-                    session=session,
-                    warehouse=warehouse,
-                    project_id=segment.project_id,
-                    segment_id=segment.id,
-                    now=now,
-                )
-            )
+    due = [(c.project_id, c.id) for c in candidates if is_due(c, now)]
+    for project_id, segment_id in due:
+        try:
+            with session.begin_nested():
+                segment = _lock_for_refresh(session, project_id, segment_id)
+                if is_due(segment, now):
+                    done.append(
+                        refresh_segment(
+                            session=session,
+                            warehouse=warehouse,
+                            project_id=project_id,
+                            segment_id=segment_id,
+                            now=now,
+                        )
+                    )
+        except (FlywheelError, duckdb.Error) as exc:
+            log.warning("segment_refresh_failed", segment_id=segment_id, error=str(exc))
     return done
 
 

@@ -216,3 +216,19 @@ def test_login_failures_are_audited_without_revealing_existence(
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.json()["message"] == wrong.json()["message"]
     assert _audit_actions(client, runtime).count("auth.login_failed") == 2
+
+
+def test_session_cookies_end_with_the_browser(client: TestClient, runtime: Runtime) -> None:
+    """No Max-Age/Expires: closing the browser ends the console's cookie session (the token
+    still expires on the server at its own lifetime)."""
+    _user(runtime)
+    answer = client.post(
+        "/api/v1/auth/login",
+        json={"username": "mia", "password": PASSWORD, "session_cookie": True},
+    )
+    cookies = answer.headers.get_list("set-cookie")
+    assert {c.split("=", 1)[0] for c in cookies} >= {"flywheel_session", "flywheel_csrf"}
+    for cookie in cookies:
+        attributes = cookie.lower()
+        assert "max-age" not in attributes and "expires" not in attributes, cookie
+        assert "httponly" in attributes or cookie.startswith("flywheel_csrf")

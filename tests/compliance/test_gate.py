@@ -438,3 +438,54 @@ def test_rules_naming_a_channel_family_apply_to_its_adapters(
         None,
         Reason.FREQUENCY_CAP,  # the third push of the batch
     ]
+
+
+def test_the_most_specific_consent_decides(runtime: Runtime, clock: FrozenClock) -> None:
+    """A withdrawal on the channel beats a grant on its family or on every channel."""
+    from flywheel.channels import catalog
+    from flywheel.channels.base import family_of
+
+    catalog.channel_names()
+    wechat_fan, everything_but_sms = h.customers(
+        runtime, [{"name": "a", **VALID}, {"name": "b", **VALID}], clock()
+    )
+    pid = h.project_id(runtime)
+    now = clock()
+    with runtime.db.unit_of_work() as session:
+        for user, channel, granted in [
+            (wechat_fan, "wechat", True),
+            (wechat_fan, "wechat_template", False),
+            (everything_but_sms, "*", True),
+            (everything_but_sms, "sms", False),
+        ]:
+            compliance.set_consent(
+                session=session,
+                project_id=pid,
+                user_id=user,
+                consent_in=ConsentIn(channel=channel, granted=granted),
+                actor="user:t",
+                now=now,
+            )
+        decisions = compliance.evaluate(
+            session=session,
+            project_id=pid,
+            candidates=[
+                Candidate(ref=i, user_id=u, channel=ch, family=family_of(ch))
+                for i, (u, ch) in enumerate(
+                    [
+                        (wechat_fan, "wechat_template"),
+                        (wechat_fan, "wechat_subscribe"),
+                        (everything_but_sms, "sms"),
+                        (everything_but_sms, "email"),
+                    ]
+                )
+            ],
+            now=now,
+            settings=ComplianceSettingsIn(
+                quiet_hours=QuietHours(enabled=False),
+                channel_caps={},
+                global_cap=None,
+                consent_required=["wechat", "sms", "email"],
+            ),
+        )
+    assert [d.reason for d in decisions] == [Reason.NO_CONSENT, None, Reason.NO_CONSENT, None]

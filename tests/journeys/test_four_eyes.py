@@ -169,3 +169,42 @@ def test_without_the_setting_publish_is_immediate(
     answer = client.post(f"/api/v1/journeys/{journey_id}/publish", headers=author)
     assert answer.status_code == 200 and answer.json()["status"] == "published"
     assert answer.json()["publish_request"] is None
+
+
+def test_the_last_editor_cannot_approve_and_old_settings_files_keep_the_switch(
+    client: TestClient, make_headers: Headers, admin_headers: dict[str, str]
+) -> None:
+    _review_on(client, admin_headers)
+    author = make_headers("marketer")
+    journey_id = _journey(client, author)
+    editor = make_headers("admin")  # may approve, but edits the draft first
+    changed = copy.deepcopy(CANONICAL)
+    changed["nodes"][1]["content"]["text"] = "感谢您的申购"
+    assert (
+        client.put(f"/api/v1/journeys/{journey_id}", json=changed, headers=editor).status_code
+        == 200
+    )
+    asked = client.post(f"/api/v1/journeys/{journey_id}/publish", headers=author)
+    assert asked.status_code == 202
+    assert asked.json()["publish_request"]["edited_by"].startswith("user:admin")
+    refused = client.post(f"/api/v1/journeys/{journey_id}/publish/approve", headers=editor)
+    assert refused.status_code == 403 and "last edited" in refused.json()["message"]
+
+    # A settings body from before the switch existed leaves it on.
+    current = client.get("/api/v1/compliance/settings", headers=admin_headers).json()
+    old = {
+        k: v
+        for k, v in current.items()
+        if k not in ("updated_by", "updated_at", "journey_publish_review")
+    }
+    assert (
+        client.put("/api/v1/compliance/settings", json=old, headers=admin_headers).status_code
+        == 200
+    )
+    after = client.get("/api/v1/compliance/settings", headers=admin_headers).json()
+    assert after["journey_publish_review"] is True
+    officer = make_headers("compliance")
+    assert (
+        client.post(f"/api/v1/journeys/{journey_id}/publish/approve", headers=officer).status_code
+        == 200
+    )

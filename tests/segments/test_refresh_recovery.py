@@ -27,7 +27,7 @@ from flywheel.ingest import feed
 from flywheel.profiles import mirror
 from flywheel.runtime import Runtime
 from flywheel.segments import service
-from flywheel.segments.models import SegmentMember, SegmentRun
+from flywheel.segments.models import Segment, SegmentMember, SegmentRun
 from flywheel.segments.schemas import RefreshOut, SegmentIn
 from flywheel.warehouse import TableKind
 from tests.rules.brokerage import NOW, load, naive
@@ -224,3 +224,102 @@ def test_a_drifted_warehouse_copy_is_repaired_without_announcements(brokerage: R
     assert (again.entered, again.left) == (0, 0)
     assert _warehouse_members(brokerage, segment_id) == members
     assert _fed(brokerage) == announced
+
+
+def test_one_failing_segment_does_not_hold_back_the_others(
+    brokerage: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler refreshes each due segment in its own savepoint: a segment whose rule
+    cannot be computed is skipped, and the other segments' changes are announced."""
+    from flywheel.core.errors import InvalidInput
+
+    segment_id, before = _watched_segment(brokerage)
+    broken_rule = {
+        "rules": [{**RECENT_LOGIN["rules"][0], "window": {"relative_days": 4}}]  # type: ignore[dict-item]
+    }
+    with brokerage.db.unit_of_work() as session:
+        broken = service.create_segment(
+            session=session,
+            warehouse=brokerage.warehouse,
+            project_id=P,
+            segment_in=SegmentIn(name="broken", rule=broken_rule),
+            actor="test",
+            now=brokerage.clock(),
+        ).id
+    real = service._compile
+
+    def compile_(**kwargs: Any) -> Any:
+        if kwargs["rule"].model_dump(exclude_none=True)["rules"][0]["window"] == {
+            "relative_days": 4
+        }:
+            raise InvalidInput("the rule reads a tag that was deleted")
+        return real(**kwargs)
+
+    monkeypatch.setattr(service, "_compile", compile_)
+    for _ in range(2):  # the broken segment stays due; the other is done after the first tick
+        with brokerage.db.unit_of_work() as session:
+            done = service.refresh_due(
+                session=session, warehouse=brokerage.warehouse, now=brokerage.clock()
+            )
+        assert broken not in [d.segment_id for d in done]
+    members = _mirrored(brokerage, segment_id)
+    entered, left = set(members) - before, before - set(members)
+    assert entered and left
+    assert _fed(brokerage) == Counter(
+        [(service.ENTER_EVENT, u) for u in entered] + [(service.LEAVE_EVENT, u) for u in left]
+    )
+    assert _warehouse_members(brokerage, segment_id) == members
+
+
+def test_deleting_a_segment_while_it_refreshes_waits_instead_of_deadlocking(
+    brokerage: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delete takes the refresh lock first, in the refresh's order (segment, then members)."""
+    import threading
+
+    segment_id, _ = _watched_segment(brokerage)
+    diffed = threading.Event()
+    release = threading.Event()
+    real = service._diff_members
+
+    def held_diff(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        diffed.set()
+        release.wait(10)  # the refresh holds its lock here while the delete starts
+        return out
+
+    monkeypatch.setattr(service, "_diff_members", held_diff)
+    errors: list[BaseException] = []
+
+    def refresh() -> None:
+        try:
+            _refresh(brokerage, segment_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def delete() -> None:
+        try:
+            with brokerage.db.unit_of_work() as session:
+                service.delete_segment(
+                    session=session,
+                    warehouse=brokerage.warehouse,
+                    project_id=P,
+                    segment_id=segment_id,
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    refresher = threading.Thread(target=refresh)
+    refresher.start()
+    assert diffed.wait(10)
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    deleter.join(0.5)  # the delete waits for the refresh's lock
+    release.set()
+    refresher.join(30)
+    deleter.join(30)
+    assert not errors, errors
+    with brokerage.db.unit_of_work() as session:
+        assert session.get(Segment, segment_id) is None
+    assert not _mirrored(brokerage, segment_id)
+    assert not _warehouse_members(brokerage, segment_id)

@@ -16,6 +16,8 @@ export interface PublishRequest {
   at: string;
   in_flight: "drain" | "migrate";
   draft_sha: string;
+  /** Who last edited the draft before the request (may not approve either). */
+  edited_by: string | null;
 }
 
 export interface JourneyOut {

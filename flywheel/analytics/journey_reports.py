@@ -1207,8 +1207,9 @@ def live_counts(
     *, session: Session, project_id: int, journey_id: int, version: int | None = None
 ) -> LiveCountsOut:
     """Per node now: engine counters (summed over versions unless ``version``), customers
-    in flight there, messages per current status and blocked per reason; for the journey:
-    occurrences started, in flight and done, and goal counters (as ``journeys/{id}/stats``)."""
+    in flight there, messages per current status and blocked per reason; for the journey
+    (every version, as ``journeys/{id}/stats``): occurrences started, in flight and done; and
+    goal counters of the version(s) shown."""
     journey = _journey(session, project_id, journey_id)
     definition, version_filter = _definition(session, journey, version)
     versions = select(JourneyVersion.id).where(JourneyVersion.journey_id == journey.id)
@@ -1257,6 +1258,16 @@ def live_counts(
         for metric, count in node_counters.items():
             if metric.startswith("goal:"):
                 goals[metric[5:]] = goals.get(metric[5:], 0) + count
+    if version_filter is not None:
+        # Journey totals are the whole journey's, whatever the version shown (as /stats).
+        statuses = {
+            str(status): int(n)
+            for status, n in session.execute(
+                select(JourneyState.status, func.count())
+                .where(JourneyState.journey_id == journey.id)
+                .group_by(JourneyState.status)
+            )
+        }
     types = {n.id: n.type for n in definition.nodes}
     return LiveCountsOut(
         journey_id=journey.id,

@@ -291,3 +291,40 @@ def test_live_counts_carry_what_the_canvas_reads_from_journey_stats(
     assert live_body["goals"] == {"BuyFund": 2}
     assert live_nodes == stats_nodes
     assert live_nodes["send"]["entered"] == 3
+
+
+def test_live_totals_are_the_whole_journeys_after_a_republish(
+    runtime: Runtime, client: TestClient, make_headers: Callable[..., dict[str, str]]
+) -> None:
+    """The canvas streams its live version; the journey totals still count customers finishing
+    on an older version, as ``/stats`` does, so falling back to polling changes nothing."""
+    _, journey_id, _ = _journey(runtime)
+    with runtime.db.unit_of_work() as session:
+        project_id = projects.get_by_name(session=session, name="default").id
+        new = JourneyVersion(
+            project_id=project_id, journey_id=journey_id, number=2, definition=DEFINITION
+        )
+        session.add(new)
+        session.flush()
+        session.get(Journey, journey_id).live_version_id = new.id  # type: ignore[union-attr]
+        session.add(
+            JourneyState(
+                project_id=project_id,
+                journey_id=journey_id,
+                version_id=new.id,
+                user_id=9,
+                node_id="send",
+                status="active",
+                entered_at=NOW.replace(tzinfo=None),
+                updated_at=NOW.replace(tzinfo=None),
+            )
+        )
+    headers = make_headers("admin")
+    live = client.get(
+        f"/api/v1/analytics/journeys/{journey_id}/live", params={"version": 2}, headers=headers
+    ).json()
+    stats = client.get(f"/api/v1/journeys/{journey_id}/stats", headers=headers).json()
+    totals = ("entered", "in_flight", "completed")
+    assert [live[k] for k in totals] == [stats[k] for k in totals] == [4, 4, 0]
+    assert {n["node_id"]: n["active"] for n in live["nodes"]}["send"] == 1  # version 2's own
+    assert live["version"] == 2

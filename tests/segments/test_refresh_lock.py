@@ -12,17 +12,14 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 from sqlalchemy import event, func, select
 
-from flywheel.bootstrap import open_runtime
-from flywheel.config import Settings
 from flywheel.core.clock import FrozenClock
 from flywheel.ingest import feed
 from flywheel.profiles import mirror
@@ -32,37 +29,12 @@ from flywheel.segments.models import SegmentMember, SegmentRun
 from flywheel.segments.schemas import SegmentIn
 from flywheel.segments.tasks import SegmentScheduler
 from flywheel.warehouse import TableKind
-from tests.rules.brokerage import NOW, load, naive
+from tests.rules.brokerage import naive
+from tests.segments.helpers import RECENT_LOGIN, P
 
-P = 1
 WATCHER = "lock-test"
-RECENT_LOGIN = {
-    "rules": [
-        {
-            "type": "event_rule",
-            "measure": {"event": "Login"},
-            "window": {"relative_days": 3},
-            "function": "did",
-        }
-    ]
-}
 HOLD_LIMIT_SECONDS = 30.0
 _LOCKING = re.compile(r"^\s*UPDATE\b|\bFOR (NO KEY )?UPDATE\b", re.IGNORECASE)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def brokerage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
-    """The seeded brokerage on SQLite or PostgreSQL (DuckDB warehouse on both)."""
-    if request.param == "sqlite":
-        runtime: Runtime = request.getfixturevalue("runtime")
-    else:
-        url: str = request.getfixturevalue("postgres_url")
-        runtime = open_runtime(Settings(env="test", data_dir=tmp_path / "pg", database_url=url))
-    runtime.clock = FrozenClock(NOW)  # type: ignore[misc]
-    load(runtime.warehouse, project_id=P)
-    yield runtime
-    if request.param == "postgres":
-        runtime.close()
 
 
 def _segment_with_newcomers(runtime: Runtime, *, schedule: str = "manual") -> tuple[int, set[int]]:

@@ -11,17 +11,13 @@ DuckDB always, PostgreSQL + DuckDB when ``FLYWHEEL_TEST_POSTGRES_URL`` is set.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 from sqlalchemy import event, select
 
-from flywheel.bootstrap import open_runtime
-from flywheel.config import Settings
 from flywheel.core.clock import FrozenClock
 from flywheel.ingest import feed
 from flywheel.profiles import mirror
@@ -30,39 +26,14 @@ from flywheel.segments import service
 from flywheel.segments.models import Segment, SegmentMember, SegmentRun
 from flywheel.segments.schemas import RefreshOut, SegmentIn
 from flywheel.warehouse import TableKind
-from tests.rules.brokerage import NOW, load, naive
+from tests.rules.brokerage import naive
+from tests.segments.helpers import RECENT_LOGIN, P
 
-P = 1
 WATCHER = "recovery-test"
-RECENT_LOGIN = {
-    "rules": [
-        {
-            "type": "event_rule",
-            "measure": {"event": "Login"},
-            "window": {"relative_days": 3},
-            "function": "did",
-        }
-    ]
-}
 
 
 class InjectedFailure(Exception):
     """The failure a test injects."""
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def brokerage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
-    """The seeded brokerage on SQLite or PostgreSQL (DuckDB warehouse on both)."""
-    if request.param == "sqlite":
-        runtime: Runtime = request.getfixturevalue("runtime")
-    else:
-        url: str = request.getfixturevalue("postgres_url")
-        runtime = open_runtime(Settings(env="test", data_dir=tmp_path / "pg", database_url=url))
-    runtime.clock = FrozenClock(NOW)  # type: ignore[misc]
-    load(runtime.warehouse, project_id=P)
-    yield runtime
-    if request.param == "postgres":
-        runtime.close()
 
 
 def _refresh(runtime: Runtime, segment_id: int) -> RefreshOut:

@@ -354,10 +354,11 @@ def update_journey(
     journey = _get(session, project_id, journey_id)
     _check_name(session, project_id, definition.name, journey.id)
     journey.name = definition.name
-    withdrawn = journey.publish_request is not None and _draft_sha(_dump(definition)) != (
+    draft = _dump(definition)
+    withdrawn = journey.publish_request is not None and _draft_sha(draft) != (
         journey.publish_request or {}
     ).get("draft_sha")
-    journey.draft = _dump(definition)
+    journey.draft = draft
     journey.updated_at = utc_naive(now)
     if withdrawn:
         journey.publish_request = None  # the request was for the draft as it was

@@ -11,7 +11,8 @@ inserted rows read back. Values are never formatted into the SQL text.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -91,19 +92,13 @@ def insert(
         if not conflict and not returning:
             _copy(cursor, f"{table} ({names})", rows)
             return []
-        # COPY into a temporary table shaped like the target's columns, then one set-oriented
-        # INSERT … SELECT that skips conflicts and returns what it inserted.
-        temp = f"_bulk_{table}_{next(_temp_names)}"
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS"
-            f" SELECT {names} FROM {table} WITH NO DATA"
-        )
-        _copy(cursor, f"{temp} ({names})", rows)
+        # One set-oriented INSERT … SELECT that skips conflicts and returns what it inserted.
         back = f" RETURNING {', '.join(returning)}" if returning else ""
-        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {temp}{conflict}{back}")
-        found = [tuple(r) for r in cursor.fetchall()] if returning else []
-        cursor.execute(f"DROP TABLE {temp}")
-        return found
+        with _staged(cursor, table, names, rows) as temp:
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {temp}{conflict}{back}"
+            )
+            return [tuple(r) for r in cursor.fetchall()] if returning else []
     finally:
         cursor.close()
 
@@ -119,19 +114,25 @@ def update_by_id(
         executemany(connection, f"UPDATE {table} SET {sets} WHERE id = ?", rows)
         return
     cursor = _driver_cursor(connection)
-    names = ", ".join([*columns, "id"])
-    temp = f"_bulk_{table}_{next(_temp_names)}"
     try:
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS"
-            f" SELECT {names} FROM {table} WITH NO DATA"
-        )
-        _copy(cursor, f"{temp} ({names})", rows)
-        sets = ", ".join(f"{c} = {temp}.{c}" for c in columns)
-        cursor.execute(f"UPDATE {table} SET {sets} FROM {temp} WHERE {table}.id = {temp}.id")
-        cursor.execute(f"DROP TABLE {temp}")
+        with _staged(cursor, table, ", ".join([*columns, "id"]), rows) as temp:
+            sets = ", ".join(f"{c} = {temp}.{c}" for c in columns)
+            cursor.execute(f"UPDATE {table} SET {sets} FROM {temp} WHERE {table}.id = {temp}.id")
     finally:
         cursor.close()
+
+
+@contextmanager
+def _staged(cursor: Any, table: str, names: str, rows: Sequence[Sequence[Any]]) -> Iterator[str]:
+    """``rows`` COPYed into a temporary table shaped like ``table``'s columns ``names``
+    (dropped after the block, and at commit in any case); yields its name."""
+    temp = f"_bulk_{table}_{next(_temp_names)}"
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS SELECT {names} FROM {table} WITH NO DATA"
+    )
+    _copy(cursor, f"{temp} ({names})", rows)
+    yield temp
+    cursor.execute(f"DROP TABLE {temp}")
 
 
 def _copy(cursor: Any, target: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -61,15 +61,18 @@ interface ListEntry {
   created_at: string;
 }
 
-/** Channel names the server knows (GET /api/v1/channels). */
+/** The channel adapters the server knows, with their families (GET /api/v1/channels). */
+function useChannelInfo(): ChannelInfo[] {
+  const known = useApi((s) => api.get<ChannelInfo[]>("/api/v1/channels", undefined, s).catch(() => []), []);
+  return known.data ?? [];
+}
+/** Channel names the server knows. */
 function useChannels(): string[] {
-  const known = useApi((s) => api.get<{ name: string }[]>("/api/v1/channels", undefined, s).catch(() => []), []);
-  return (known.data ?? []).map((c) => c.name);
+  return useChannelInfo().map((c) => c.name);
 }
 /** What a compliance rule may name: every adapter and every family (wechat, wecom, push). */
 function useRuleChannels(): RuleChannel[] {
-  const known = useApi((s) => api.get<ChannelInfo[]>("/api/v1/channels", undefined, s).catch(() => []), []);
-  return ruleChannels(known.data ?? []);
+  return ruleChannels(useChannelInfo());
 }
 const ruleChannelLabel = (t: Translate, c: RuleChannel) => (c.family ? t("compliance.family", { name: channelLabel(t, c.value) }) : channelLabel(t, c.value));
 const channelLabel = (t: (k: MessageKey) => string, c: string) => t(`channel.${c}` as MessageKey) ?? c;
